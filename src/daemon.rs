@@ -1,0 +1,120 @@
+//! Wires the daemon together: Valkey, the start position, the reader and the writer.
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::cursor;
+use crate::index::program::TtlSecs;
+use crate::index::Indexer;
+use crate::jetstream::frame::{Dictionary, DictionaryError};
+use crate::jetstream::{host_label, Reader};
+use crate::valkey::{Store, StoreError};
+use crate::writer::{now_us, Writer};
+
+/// Why the daemon could not run. All fatal.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Valkey failed in a way retrying cannot fix.
+    #[error(transparent)]
+    Valkey(#[from] StoreError),
+    /// The zstd dictionary is unusable.
+    #[error(transparent)]
+    Dictionary(#[from] DictionaryError),
+}
+
+/// The indexer for these settings.
+pub fn indexer(settings: &Settings) -> Indexer {
+    let ttl = &settings.ttl;
+    let ttl = TtlSecs {
+        record: ttl.record.as_secs(),
+        index: ttl.index.as_secs(),
+        aggregate: ttl.aggregate.map_or(0, |aggregate| aggregate.as_secs()),
+        tombstone: ttl.tombstone.as_secs(),
+    };
+    Indexer::new(&settings.valkey.prefix, ttl, settings.valkey.recent_pushes as u64)
+}
+
+/// A Valkey store for these settings, connected (retrying until it is, or until `cancel`).
+pub async fn connect(settings: &Settings, cancel: &CancellationToken) -> Result<Option<Store>, DaemonError> {
+    let valkey = &settings.valkey;
+    let store = Store::new(
+        valkey.url.expose_secret(),
+        valkey.command_timeout,
+        indexer(settings),
+        &settings.cursor.name,
+    )?;
+    let mut attempts = 0u64;
+    let waiting = store.wait(|error| {
+        attempts += 1;
+        if attempts == 1 || attempts % 30 == 0 {
+            tracing::warn!(error = %error, attempts, "valkey unreachable; retrying");
+        }
+    });
+    tokio::select! {
+        () = waiting => Ok(Some(store)),
+        () = cancel.cancelled() => Ok(None),
+    }
+}
+
+/// Runs until `cancel`, then drains the queue and saves the cursor.
+pub async fn run(settings: Settings, cancel: CancellationToken) -> Result<(), DaemonError> {
+    let dictionary = load_dictionary(&settings)?;
+    let Some(store) = connect(&settings, &cancel).await? else { return Ok(()) };
+    tracing::info!(prefix = %settings.valkey.prefix, "valkey connected");
+    let boot = boot(&settings, &store).await?;
+    let (items_tx, items_rx) = mpsc::channel(settings.valkey.queue_capacity);
+    let (replay_tx, replay_rx) = watch::channel(0);
+    let jetstream = &settings.jetstream;
+    tracing::info!(host = %host_label(&jetstream.urls[boot.host]), start = ?boot.start,
+        "starting jetstream");
+    let reader = Reader::new(
+        jetstream.clone(),
+        (settings.cursor.rewind, settings.cursor.failover_rewind),
+        settings.testing.allow_localhost_did_web,
+        dictionary,
+        indexer(&settings),
+        items_tx,
+        replay_rx,
+        cancel.clone(),
+    );
+    let reading = tokio::spawn(reader.run(boot.start, boot.host));
+    let writer = Writer::new(
+        store.clone(),
+        jetstream.urls.clone(),
+        (settings.valkey.batch_max_events, settings.cursor.save_interval),
+        replay_tx,
+    );
+    let written = writer.run(items_rx).await;
+    cancel.cancel();
+    let _ = reading.await;
+    store.close().await;
+    Ok(written?)
+}
+
+async fn boot(settings: &Settings, store: &Store) -> Result<cursor::Boot, DaemonError> {
+    let stored = store.load_cursor().await?;
+    let has_meta = store.has_meta().await?;
+    let cursor = &settings.cursor;
+    let boot = cursor::boot(
+        stored.as_ref(),
+        has_meta,
+        &settings.jetstream.urls,
+        (cursor.rewind, cursor.failover_rewind),
+        cursor.no_cursor,
+    );
+    if boot.data_lost {
+        tracing::warn!("valkey holds a cursor but no meta key; replaying from the oldest event");
+        crate::metrics::data_loss_replay();
+    }
+    store.ensure_meta(now_us()).await?;
+    Ok(boot)
+}
+
+fn load_dictionary(settings: &Settings) -> Result<Option<Dictionary>, DaemonError> {
+    let jetstream = &settings.jetstream;
+    let Some(path) = &jetstream.zstd_dictionary else { return Ok(None) };
+    let dictionary = Dictionary::load(path, jetstream.zstd_dictionary_sha256.as_deref())?;
+    tracing::info!(id = dictionary.id(), path = %path.display(), "zstd dictionary loaded");
+    Ok(Some(dictionary))
+}

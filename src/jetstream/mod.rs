@@ -1,0 +1,317 @@
+//! The Jetstream v1 connection: subscribe, read frames, turn them into plans, hand them on.
+//!
+//! It owns the socket and nothing else. Frames become plans on this task (decompression,
+//! decoding, validation and indexing are CPU work without I/O) and go to the writer through a
+//! bounded channel: when the writer stalls the channel fills, this task stops reading, and TCP
+//! pushes back on the server. Reconnects back off exponentially with jitter, move to the next
+//! host when one fails, and resume a little before the last event received.
+
+pub mod frame;
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{timeout, Instant};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::config::JetstreamSettings;
+use crate::event;
+use crate::index::{Indexer, Plan};
+use crate::metrics;
+use frame::{Dictionary, FrameDecoder};
+
+/// One planned event on its way to the writer.
+#[derive(Debug)]
+pub struct Item {
+    /// The plan.
+    pub plan: Plan,
+    /// Index of the host that delivered it in the configured list.
+    pub host: usize,
+    /// Replay generation: bumped when the daemon restarts from the oldest event after Valkey
+    /// lost its data, so the writer can tell old positions from new ones.
+    pub epoch: u64,
+}
+
+/// Where to start reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The live tail (no cursor).
+    Live,
+    /// Replay from this `time_us` (inclusive); 0 is the oldest retained event.
+    At(i64),
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Shutdown,
+    Replay,
+    Idle,
+    Closed,
+    Error,
+}
+
+impl Ended {
+    fn as_str(self) -> &'static str {
+        match self {
+            Ended::Shutdown => "shutdown",
+            Ended::Replay => "replay",
+            Ended::Idle => "idle_timeout",
+            Ended::Closed => "closed",
+            Ended::Error => "error",
+        }
+    }
+}
+
+/// Reads Jetstream until cancelled.
+pub struct Reader {
+    settings: JetstreamSettings,
+    rewind: Duration,
+    failover_rewind: Duration,
+    allow_localhost: bool,
+    dictionary: Option<Dictionary>,
+    indexer: Indexer,
+    items: mpsc::Sender<Item>,
+    replay: watch::Receiver<u64>,
+    cancel: CancellationToken,
+}
+
+/// The reader's progress across connections.
+struct Position {
+    host: usize,
+    start: Start,
+    last_time_us: Option<i64>,
+    epoch: u64,
+}
+
+impl Reader {
+    /// A reader sending plans to `items`. A change on `replay` restarts it from the oldest event.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: JetstreamSettings,
+        (rewind, failover_rewind): (Duration, Duration),
+        allow_localhost: bool,
+        dictionary: Option<Dictionary>,
+        indexer: Indexer,
+        items: mpsc::Sender<Item>,
+        replay: watch::Receiver<u64>,
+        cancel: CancellationToken,
+    ) -> Reader {
+        Reader {
+            settings,
+            rewind,
+            failover_rewind,
+            allow_localhost,
+            dictionary,
+            indexer,
+            items,
+            replay,
+            cancel,
+        }
+    }
+
+    /// Runs until cancelled, starting at `start` on host `host`.
+    pub async fn run(mut self, start: Start, host: usize) {
+        let epoch = *self.replay.borrow_and_update();
+        let mut position = Position { host, start, last_time_us: None, epoch };
+        let mut backoff = self.backoff();
+        while !self.cancel.is_cancelled() {
+            let (ended, progressed) = self.connect_once(&mut position).await;
+            if progressed {
+                backoff = self.backoff();
+            }
+            match ended {
+                Ended::Shutdown => break,
+                Ended::Replay => {
+                    position.start = Start::At(0);
+                    position.last_time_us = None;
+                    position.epoch = *self.replay.borrow_and_update();
+                    continue;
+                }
+                _ => {}
+            }
+            if !progressed {
+                self.next_host(&mut position);
+            } else {
+                position.start = self.resume(&position, self.rewind);
+            }
+            let delay = backoff.next().unwrap_or(self.settings.backoff_max);
+            tokio::select! {
+                () = self.cancel.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    fn backoff(&self) -> backon::ExponentialBackoff {
+        ExponentialBuilder::default()
+            .with_min_delay(self.settings.backoff_initial)
+            .with_max_delay(self.settings.backoff_max)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+
+    fn next_host(&self, position: &mut Position) {
+        let hosts = self.settings.urls.len();
+        if hosts > 1 {
+            position.host = (position.host + 1) % hosts;
+            position.start = self.resume(position, self.failover_rewind);
+        } else {
+            position.start = self.resume(position, self.rewind);
+        }
+    }
+
+    /// Resume a little before the last event received, or where the last attempt would have.
+    fn resume(&self, position: &Position, rewind: Duration) -> Start {
+        let rewind_us = i64::try_from(rewind.as_micros()).unwrap_or(i64::MAX);
+        match (position.last_time_us, position.start) {
+            (Some(time_us), _) => Start::At(time_us.saturating_sub(rewind_us).max(0)),
+            (None, start) => start,
+        }
+    }
+
+    async fn connect_once(&mut self, position: &mut Position) -> (Ended, bool) {
+        let url = subscribe_url(&self.settings, position.host, position.start);
+        let host = host_label(&self.settings.urls[position.host]);
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(self.settings.max_event_bytes))
+            .max_frame_size(Some(self.settings.max_event_bytes));
+        let connecting =
+            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false);
+        let socket = tokio::select! {
+            () = self.cancel.cancelled() => return (Ended::Shutdown, false),
+            result = timeout(self.settings.connect_timeout, connecting) => result,
+        };
+        let socket = match socket {
+            Ok(Ok((socket, _response))) => socket,
+            Ok(Err(error)) => return self.failed(&host, "connect", &error.to_string()),
+            Err(_) => return self.failed(&host, "connect_timeout", "no handshake in time"),
+        };
+        tracing::info!(host = %host, cursor = ?position.start, "connected to jetstream");
+        metrics::connected(&host, true);
+        let result = self.read(socket, position).await;
+        metrics::connected(&host, false);
+        if result.0 != Ended::Shutdown {
+            tracing::info!(host = %host, reason = result.0.as_str(), "jetstream connection ended");
+            metrics::reconnect(&host, result.0.as_str());
+        }
+        result
+    }
+
+    fn failed(&self, host: &str, reason: &'static str, detail: &str) -> (Ended, bool) {
+        tracing::warn!(host = %host, reason, error = %detail, "jetstream connection failed");
+        metrics::reconnect(host, reason);
+        (Ended::Error, false)
+    }
+
+    async fn read<S>(&mut self, socket: S, position: &mut Position) -> (Ended, bool)
+    where
+        S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + futures_util::Sink<Message>
+            + Unpin,
+    {
+        let (mut sink, mut stream) = socket.split();
+        let decoder = FrameDecoder::new(self.dictionary.as_ref(), self.settings.max_event_bytes);
+        let Ok(mut decoder) = decoder else { return (Ended::Error, false) };
+        let mut progressed = false;
+        let mut ping = tokio::time::interval_at(
+            Instant::now() + self.settings.ping_interval,
+            self.settings.ping_interval,
+        );
+        loop {
+            let message = tokio::select! {
+                () = self.cancel.cancelled() => return (Ended::Shutdown, progressed),
+                _ = self.replay.changed() => return (Ended::Replay, progressed),
+                _ = ping.tick() => {
+                    if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                        return (Ended::Error, progressed);
+                    }
+                    continue;
+                }
+                message = timeout(self.settings.idle_timeout, stream.next()) => message,
+            };
+            let message = match message {
+                Err(_) => return (Ended::Idle, progressed),
+                Ok(None) => return (Ended::Closed, progressed),
+                Ok(Some(Err(_))) => return (Ended::Error, progressed),
+                Ok(Some(Ok(message))) => message,
+            };
+            let json = match &message {
+                Message::Text(text) => decoder.text(text.as_bytes()),
+                Message::Binary(bytes) => {
+                    metrics::compressed_bytes(bytes.len());
+                    decoder.binary(bytes)
+                }
+                Message::Close(_) => return (Ended::Closed, progressed),
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            };
+            let json = match json {
+                Ok(json) => json,
+                Err(error) => {
+                    metrics::frame_rejected(error.as_str());
+                    continue;
+                }
+            };
+            metrics::frame(json.len());
+            let Some(item) = self.item(json, position) else { continue };
+            let sent = tokio::select! {
+                () = self.cancel.cancelled() => return (Ended::Shutdown, progressed),
+                sent = self.items.send(item) => sent,
+            };
+            if sent.is_err() {
+                return (Ended::Shutdown, progressed);
+            }
+            progressed = true;
+        }
+    }
+
+    fn item(&self, json: &[u8], position: &mut Position) -> Option<Item> {
+        let event = match event::decode(json, self.allow_localhost) {
+            Ok(event) => event,
+            Err(reason) => {
+                metrics::event_skipped(reason.as_str());
+                return None;
+            }
+        };
+        position.last_time_us = Some(position.last_time_us.unwrap_or(0).max(event.time_us));
+        let plan = self.indexer.plan(&event);
+        metrics::event_planned(&event, &plan);
+        Some(Item { plan, host: position.host, epoch: position.epoch })
+    }
+}
+
+/// The `/subscribe` URL for one host and start position.
+pub fn subscribe_url(settings: &JetstreamSettings, host: usize, start: Start) -> Url {
+    let mut url = settings.urls[host].clone();
+    {
+        let mut query = url.query_pairs_mut();
+        for collection in &settings.collections {
+            query.append_pair("wantedCollections", collection);
+        }
+        if let Start::At(time_us) = start {
+            query.append_pair("cursor", &time_us.to_string());
+        }
+        if settings.compress() {
+            query.append_pair("compress", "true");
+        }
+        if let Some(size) = settings.max_message_size_bytes {
+            query.append_pair("maxMessageSizeBytes", &size.to_string());
+        }
+    }
+    url
+}
+
+/// The host part of a URL, the only part of it that goes into logs and labels.
+pub fn host_label(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        _ => "unknown".to_owned(),
+    }
+}

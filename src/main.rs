@@ -1,0 +1,94 @@
+//! The `atcr-indexer` binary: parses the command line and runs one subcommand.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use atcr_indexer::config::{Cli, Command, LogFormat, Settings};
+use atcr_indexer::{daemon, inspect, metrics, shutdown};
+
+/// Exit status for an invalid configuration.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = match &cli.command {
+        Command::Run(overrides) | Command::Check(overrides) => overrides,
+        Command::Inspect { overrides, .. } => overrides,
+    };
+    let settings = match Settings::resolve(overrides) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("atcr-indexer: invalid configuration: {error:#}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let result = match cli.command {
+        Command::Check(_) => {
+            print!("{}", settings.redacted_toml());
+            Ok(())
+        }
+        Command::Run(_) => run(settings),
+        Command::Inspect { did, repository, .. } => inspect(settings, &did, repository.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("atcr-indexer: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::new(&settings.log.level);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match settings.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run(settings: Settings) -> anyhow::Result<()> {
+    init_logging(&settings);
+    metrics::describe();
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "atcr-indexer starting");
+    let grace = settings.shutdown.grace;
+    runtime()?.block_on(async move {
+        let cancel = CancellationToken::new();
+        let signals = tokio::spawn(shutdown::watch(cancel.clone()));
+        let mut daemon = tokio::spawn(daemon::run(settings, cancel.clone()));
+        let finished = tokio::select! {
+            finished = &mut daemon => Some(finished),
+            () = cancel.cancelled() => None,
+        };
+        let finished = match finished {
+            Some(finished) => finished,
+            None => tokio::time::timeout(grace, daemon)
+                .await
+                .context("the shutdown grace period elapsed before writes drained")?,
+        };
+        signals.abort();
+        finished.context("the daemon task panicked")??;
+        tracing::info!("atcr-indexer stopped");
+        Ok(())
+    })
+}
+
+fn inspect(settings: Settings, did: &str, repository: Option<&str>) -> anyhow::Result<()> {
+    runtime()?.block_on(async move {
+        let cancel = CancellationToken::new();
+        let store = daemon::connect(&settings, &cancel).await?.context("not connected")?;
+        let keys = daemon::indexer(&settings).keys().clone();
+        let value = inspect::inspect(store.client(), &keys, did, repository).await?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        Ok(())
+    })
+}
