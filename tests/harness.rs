@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
@@ -31,12 +31,22 @@ async fn connect(fake: &FakeJetstream, query: &str) -> Client {
     client
 }
 
-/// The next frame, `None` when the stream ends, errors or stays silent for `wait`.
-async fn next_frame(client: &mut Client, wait: Duration) -> Option<Result<Message, WsError>> {
+/// The next frame of any kind, `None` when the stream ends or stays silent for `wait`.
+async fn next_raw_frame(client: &mut Client, wait: Duration) -> Option<Result<Message, WsError>> {
     tokio::time::timeout(wait, client.next())
         .await
         .ok()
         .flatten()
+}
+
+/// The next data or close frame (pings and pongs skipped), `None` as for [`next_raw_frame`].
+async fn next_frame(client: &mut Client, wait: Duration) -> Option<Result<Message, WsError>> {
+    loop {
+        match next_raw_frame(client, wait).await {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => return other,
+        }
+    }
 }
 
 async fn next_text(client: &mut Client) -> String {
@@ -280,6 +290,11 @@ async fn compresses_each_event_with_the_dictionary() {
         dictionary.len()
     );
     assert!(dictionary_id.is_some(), "trained dictionary has no ID");
+    assert_eq!(
+        dictionary,
+        events::train_dictionary(),
+        "training is not deterministic"
+    );
     for line in &lines {
         let frame = match next_frame(&mut client, ARRIVAL).await {
             Some(Ok(Message::Binary(frame))) => frame,
@@ -371,7 +386,13 @@ async fn stall_holds_frames_until_unstall() {
     fake.stall();
 
     fake.push(lines[0].clone());
-    assert_silent(&mut client).await;
+    client
+        .send(Message::Ping("hello".into()))
+        .await
+        .expect("send ping");
+    if let Some(frame) = next_raw_frame(&mut client, SILENCE).await {
+        panic!("a stalled server sent {frame:?}");
+    }
 
     fake.unstall();
     assert_eq!(next_text(&mut client).await, lines[0]);
@@ -416,7 +437,8 @@ async fn records_requests_and_options_updates() {
     let mut clock = Clock::new(events::EPOCH_US);
     let mut client = connect(&fake, "?wantedCollections=io.atcr.*&cursor=12").await;
     let update = r#"{"type":"options_update","payload":{"wantedCollections":["io.atcr.tag"]}}"#;
-    futures_util::SinkExt::send(&mut client, Message::text(update))
+    client
+        .send(Message::text(update))
         .await
         .expect("send options_update");
 
@@ -524,4 +546,35 @@ fn identifiers_have_the_shapes_the_validator_expects() {
     assert!(cid.starts_with("bafyrei") && cid.len() == 59, "{cid}");
     assert!(events::blob_cid("b").starts_with("bafkrei"));
     assert_eq!(events::datetime(events::EPOCH_US), "2026-03-01T00:00:00Z");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_fake_ends_its_connections() {
+    let fake = FakeJetstream::new();
+    let mut client = connect(&fake, "").await;
+
+    drop(fake);
+
+    match next_frame(&mut client, ARRIVAL).await {
+        None | Some(Err(_)) => {}
+        Some(Ok(frame)) => panic!("expected the stream to end, got {frame:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_valkey_stops_the_server() {
+    let valkey = Valkey::start();
+    let address = format!("127.0.0.1:{}", valkey.port());
+    assert!(
+        valkey
+            .wait_until(Duration::from_secs(1), Valkey::ping)
+            .await
+    );
+
+    drop(valkey);
+
+    assert!(
+        std::net::TcpStream::connect(&address).is_err(),
+        "{address} still accepts connections"
+    );
 }

@@ -155,7 +155,8 @@ mod tests {
         json!({
             "$type": "io.atcr.hold.captain", "owner": USER, "public": true,
             "allowAllCrew": false, "enableBlueskyPosts": true,
-            "deployedAt": "2025-11-02T10:00:00Z", "region": "fra", "successor": "did:web:hold02.atcr.io"
+            "deployedAt": "2025-11-02T10:00:00Z", "region": "fra",
+            "successor": "did:web:hold02.atcr.io"
         })
     }
 
@@ -176,7 +177,10 @@ mod tests {
 
     #[test]
     fn captain_current_shape() {
-        let Validated { record: Record::Captain(captain), notes } = record(CAPTAIN_KEY, &captain())
+        let Validated {
+            record: Record::Captain(captain),
+            notes,
+        } = record(CAPTAIN_KEY, &captain())
         else {
             panic!("expected a captain");
         };
@@ -189,10 +193,17 @@ mod tests {
 
     #[test]
     fn captain_old_shapes_with_provider_and_badge_tiers() {
-        let old = with(&without(&captain(), "successor"), "provider", json!("fly.io"));
+        let old = with(
+            &without(&captain(), "successor"),
+            "provider",
+            json!("fly.io"),
+        );
         let tiers = with(&old, "supporterBadgeTiers", json!(["deckhand", "bosun"]));
         for value in [old, tiers] {
-            assert!(matches!(record(CAPTAIN_KEY, &value).record, Record::Captain(_)), "{value}");
+            assert!(
+                matches!(record(CAPTAIN_KEY, &value).record, Record::Captain(_)),
+                "{value}"
+            );
         }
     }
 
@@ -206,31 +217,65 @@ mod tests {
 
     #[test]
     fn captain_required_fields() {
-        let required = ["owner", "public", "allowAllCrew", "enableBlueskyPosts", "deployedAt"];
+        let required = [
+            "owner",
+            "public",
+            "allowAllCrew",
+            "enableBlueskyPosts",
+            "deployedAt",
+        ];
         for field in required {
-            assert_rejected(CAPTAIN_KEY, &without(&captain(), field), Reason::Missing, field);
+            assert_rejected(
+                CAPTAIN_KEY,
+                &without(&captain(), field),
+                Reason::Missing,
+                field,
+            );
         }
         for field in ["public", "allowAllCrew", "enableBlueskyPosts"] {
-            assert_rejected(CAPTAIN_KEY, &with(&captain(), field, json!("true")), Reason::Type, field);
+            assert_rejected(
+                CAPTAIN_KEY,
+                &with(&captain(), field, json!("true")),
+                Reason::Type,
+                field,
+            );
         }
-        assert_rejected(CAPTAIN_KEY, &with(&captain(), "owner", json!("alice.test")), Reason::Did, "owner");
+        assert_rejected(
+            CAPTAIN_KEY,
+            &with(&captain(), "owner", json!("alice.test")),
+            Reason::Did,
+            "owner",
+        );
     }
 
     #[test]
     fn captain_optional_fields_are_dropped() {
-        let cases = [("region", json!("r".repeat(65))), ("successor", json!("https://hold02.atcr.io"))];
+        let cases = [
+            ("region", json!("r".repeat(65))),
+            ("successor", json!("https://hold02.atcr.io")),
+        ];
         for (field, bad) in cases {
-            assert_eq!(record(CAPTAIN_KEY, &with(&captain(), field, bad)).notes, dropped(field));
+            assert_eq!(
+                record(CAPTAIN_KEY, &with(&captain(), field, bad)).notes,
+                dropped(field)
+            );
         }
     }
 
     #[test]
     fn crew_current_shape() {
-        let Validated { record: Record::Crew(crew), notes } = record(CREW_KEY, &crew()) else {
+        let Validated {
+            record: Record::Crew(crew),
+            notes,
+        } = record(CREW_KEY, &crew())
+        else {
             panic!("expected a crew record");
         };
         assert_eq!(notes, vec![]);
-        assert_eq!((crew.member.as_str(), crew.role.as_str()), (OTHER_USER, "write"));
+        assert_eq!(
+            (crew.member.as_str(), crew.role.as_str()),
+            (OTHER_USER, "write")
+        );
         assert_eq!(crew.permissions, ["blob:read", "blob:write"]);
         assert_eq!(crew.tier.as_deref(), Some("supporter"));
         assert_eq!(crew.added_at, TIME);
@@ -239,10 +284,17 @@ mod tests {
     #[test]
     fn crew_open_roles_and_empty_tier() {
         let value = with(&with(&crew(), "role", json!("member")), "tier", json!(""));
-        let Validated { record: Record::Crew(crew), notes } = record(CREW_KEY, &value) else {
+        let Validated {
+            record: Record::Crew(crew),
+            notes,
+        } = record(CREW_KEY, &value)
+        else {
             panic!("expected a crew record");
         };
-        assert_eq!((crew.role.as_str(), crew.tier, notes), ("member", None, vec![]));
+        assert_eq!(
+            (crew.role.as_str(), crew.tier, notes),
+            ("member", None, vec![])
+        );
     }
 
     #[test]
@@ -271,18 +323,31 @@ mod tests {
 
     #[test]
     fn stats_current_shape() {
-        let Validated { record: Record::Stats(stats), notes } = record(STATS_KEY, &stats()) else {
+        let Validated {
+            record: Record::Stats(stats),
+            notes,
+        } = record(STATS_KEY, &stats())
+        else {
             panic!("expected a stats record");
         };
         assert_eq!(notes, vec![]);
-        assert_eq!((stats.owner.as_str(), stats.repository.as_str()), (USER, "tools/psql-client"));
+        assert_eq!(
+            (stats.owner.as_str(), stats.repository.as_str()),
+            (USER, "tools/psql-client")
+        );
         assert_eq!((stats.pull_count, stats.push_count), (1204, 17));
         assert_eq!(stats.last_push.as_deref(), Some("2026-02-27T18:30:00Z"));
     }
 
     #[test]
     fn stats_required_fields() {
-        for field in ["ownerDid", "repository", "pullCount", "pushCount", "updatedAt"] {
+        for field in [
+            "ownerDid",
+            "repository",
+            "pullCount",
+            "pushCount",
+            "updatedAt",
+        ] {
             assert_rejected(STATS_KEY, &without(&stats(), field), Reason::Missing, field);
         }
         let cases = [
@@ -291,10 +356,19 @@ mod tests {
             ("pullCount", json!(u64::MAX), Reason::Integer),
             ("pullCount", json!("12"), Reason::Type),
             ("repository", json!("r".repeat(257)), Reason::MaxLength),
-            ("ownerDid", json!("did:plc:AAAAAAAAAAAAAAAAAAAAAAAA"), Reason::Did),
+            (
+                "ownerDid",
+                json!("did:plc:AAAAAAAAAAAAAAAAAAAAAAAA"),
+                Reason::Did,
+            ),
         ];
         for (field, bad, reason) in cases {
-            let rejection = reject(STATS_KEY.0, STATS_KEY.1, STATS_KEY.2, &with(&stats(), field, bad));
+            let rejection = reject(
+                STATS_KEY.0,
+                STATS_KEY.1,
+                STATS_KEY.2,
+                &with(&stats(), field, bad),
+            );
             assert_eq!(rejection.reason, reason, "{field}");
         }
         let at_limit = with(&stats(), "repository", json!("r".repeat(256)));
@@ -304,10 +378,17 @@ mod tests {
     #[test]
     fn stats_optional_times_are_dropped() {
         let value = with(&without(&stats(), "lastPush"), "lastPull", json!("never"));
-        let Validated { record: Record::Stats(stats), notes } = record(STATS_KEY, &value) else {
+        let Validated {
+            record: Record::Stats(stats),
+            notes,
+        } = record(STATS_KEY, &value)
+        else {
             panic!("expected a stats record");
         };
-        assert_eq!((stats.last_pull, stats.last_push, notes), (None, None, dropped("lastPull")));
+        assert_eq!(
+            (stats.last_pull, stats.last_push, notes),
+            (None, None, dropped("lastPull"))
+        );
     }
 
     #[test]

@@ -91,12 +91,20 @@ mod tests {
     #[test]
     fn user_of_another_manifest_is_noted() {
         let value = with(&current(), "userDid", json!(OTHER_USER));
-        assert_cached_only(accept(KEY.0, KEY.1, KEY.2, &value), vec![Note::LayerUserMismatch]);
+        assert_cached_only(
+            accept(KEY.0, KEY.1, KEY.2, &value),
+            vec![Note::LayerUserMismatch],
+        );
     }
 
     #[test]
     fn neither_shape_is_rejected() {
-        assert_rejected(KEY, &without(&current(), "manifest"), Reason::Shape, "manifest");
+        assert_rejected(
+            KEY,
+            &without(&current(), "manifest"),
+            Reason::Shape,
+            "manifest",
+        );
     }
 
     #[test]
@@ -106,7 +114,11 @@ mod tests {
             assert_rejected(KEY, &without(&old(), field), Reason::Missing, field);
         }
         let cases = [
-            ("digest", json!(format!("sha256:{}", "A".repeat(64))), Reason::Digest),
+            (
+                "digest",
+                json!(format!("sha256:{}", "A".repeat(64))),
+                Reason::Digest,
+            ),
             ("size", json!(-5), Reason::Integer),
             ("mediaType", json!("m".repeat(129)), Reason::MaxLength),
             ("createdAt", json!("2026-03-01T12:00:00"), Reason::Datetime),
@@ -120,15 +132,35 @@ mod tests {
     #[test]
     fn current_shape_manifest_must_be_a_manifest_at_uri() {
         let page = json!(format!("at://{USER}/io.atcr.repo.page/app"));
-        assert_rejected(KEY, &with(&current(), "manifest", page), Reason::Collection, "manifest");
+        assert_rejected(
+            KEY,
+            &with(&current(), "manifest", page),
+            Reason::Collection,
+            "manifest",
+        );
         let broken = json!("at://alice.test/io.atcr.manifest/x");
-        assert_rejected(KEY, &with(&current(), "manifest", broken), Reason::AtUri, "manifest");
-        assert_rejected(KEY, &with(&current(), "manifest", json!(null)), Reason::Type, "manifest");
+        assert_rejected(
+            KEY,
+            &with(&current(), "manifest", broken),
+            Reason::AtUri,
+            "manifest",
+        );
+        assert_rejected(
+            KEY,
+            &with(&current(), "manifest", json!(null)),
+            Reason::Type,
+            "manifest",
+        );
     }
 
     #[test]
     fn old_shape_needs_a_valid_repository_and_handle() {
-        assert_rejected(KEY, &without(&old(), "userHandle"), Reason::Missing, "userHandle");
+        assert_rejected(
+            KEY,
+            &without(&old(), "userHandle"),
+            Reason::Missing,
+            "userHandle",
+        );
         let cases = [
             ("repository", json!("r".repeat(256)), Reason::MaxLength),
             ("repository", json!("My App"), Reason::Repository),

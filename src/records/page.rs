@@ -88,7 +88,10 @@ mod tests {
 
     fn decoded(rkey: &str, value: &Value) -> (RepoPage, Vec<Note>) {
         match accept(USER, PAGE_NSID, rkey, value) {
-            Validated { record: Record::RepoPage(page), notes } => (page, notes),
+            Validated {
+                record: Record::RepoPage(page),
+                notes,
+            } => (page, notes),
             other => panic!("expected a repo page, got {other:?}"),
         }
     }
@@ -110,7 +113,10 @@ mod tests {
         let value = json!({"$type": PAGE_NSID, "repository": "app",
                            "createdAt": TIME, "updatedAt": TIME});
         let (page, notes) = decoded("app", &value);
-        assert_eq!((page.description, page.avatar, page.user_edited), (None, None, None));
+        assert_eq!(
+            (page.description, page.avatar, page.user_edited),
+            (None, None, None)
+        );
         assert_eq!(notes, vec![]);
     }
 
@@ -132,10 +138,18 @@ mod tests {
     #[test]
     fn repository_limit_is_256_bytes() {
         let name = "r".repeat(256);
-        assert_eq!(decoded(&name, &with(&page(), "repository", json!(name))).1, vec![]);
+        assert_eq!(
+            decoded(&name, &with(&page(), "repository", json!(name))).1,
+            vec![]
+        );
         let long = with(&page(), "repository", json!("r".repeat(257)));
         assert_rejected(KEY, &long, Reason::MaxLength, "repository");
-        assert_rejected(KEY, &with(&page(), "repository", json!("a b")), Reason::Repository, "repository");
+        assert_rejected(
+            KEY,
+            &with(&page(), "repository", json!("a b")),
+            Reason::Repository,
+            "repository",
+        );
     }
 
     #[test]

@@ -73,17 +73,36 @@ mod tests {
 
     #[test]
     fn default_hold_accepts_every_known_form() {
-        let forms = [json!(HOLD), json!(USER), json!("https://hold01.atcr.io"), json!(""), json!(null)];
+        let forms = [
+            json!(HOLD),
+            json!(USER),
+            json!("https://hold01.atcr.io"),
+            json!(""),
+            json!(null),
+        ];
         for form in forms {
-            assert_eq!(notes_of(&with(&profile(), "defaultHold", form.clone())), vec![], "{form}");
+            assert_eq!(
+                notes_of(&with(&profile(), "defaultHold", form.clone())),
+                vec![],
+                "{form}"
+            );
         }
         assert_eq!(notes_of(&without(&profile(), "defaultHold")), vec![]);
     }
 
     #[test]
     fn invalid_default_hold_is_dropped() {
-        for bad in [json!("hold01.atcr.io"), json!("ftp://hold01.atcr.io"), json!(1), json!("{}")] {
-            assert_eq!(notes_of(&with(&profile(), "defaultHold", bad.clone())), dropped("defaultHold"), "{bad}");
+        for bad in [
+            json!("hold01.atcr.io"),
+            json!("ftp://hold01.atcr.io"),
+            json!(1),
+            json!("{}"),
+        ] {
+            assert_eq!(
+                notes_of(&with(&profile(), "defaultHold", bad.clone())),
+                dropped("defaultHold"),
+                "{bad}"
+            );
         }
     }
 
@@ -96,7 +115,12 @@ mod tests {
 
     #[test]
     fn created_at_is_required() {
-        assert_rejected(KEY, &without(&profile(), "createdAt"), Reason::Missing, "createdAt");
+        assert_rejected(
+            KEY,
+            &without(&profile(), "createdAt"),
+            Reason::Missing,
+            "createdAt",
+        );
         let bad = with(&profile(), "createdAt", json!("2026-03-01T12:00"));
         assert_rejected(KEY, &bad, Reason::Datetime, "createdAt");
     }
@@ -104,7 +128,10 @@ mod tests {
     #[test]
     fn updated_at_is_optional() {
         assert_eq!(notes_of(&without(&profile(), "updatedAt")), vec![]);
-        assert_eq!(notes_of(&with(&profile(), "updatedAt", json!("now"))), dropped("updatedAt"));
+        assert_eq!(
+            notes_of(&with(&profile(), "updatedAt", json!("now"))),
+            dropped("updatedAt")
+        );
     }
 
     #[test]
@@ -115,8 +142,15 @@ mod tests {
             ("registryDomain", json!("d".repeat(256))),
         ];
         for (field, bad) in cases {
-            assert_eq!(notes_of(&with(&profile(), field, bad)), dropped(field), "{field}");
+            assert_eq!(
+                notes_of(&with(&profile(), field, bad)),
+                dropped(field),
+                "{field}"
+            );
         }
-        assert_eq!(notes_of(&with(&profile(), "ociClient", json!("future-client"))), vec![]);
+        assert_eq!(
+            notes_of(&with(&profile(), "ociClient", json!("future-client"))),
+            vec![]
+        );
     }
 }

@@ -132,7 +132,10 @@ mod tests {
 
     fn decoded(value: &Value) -> (Scan, Vec<Note>) {
         match accept(KEY.0, KEY.1, KEY.2, value) {
-            Validated { record: Record::Scan(scan), notes } => (scan, notes),
+            Validated {
+                record: Record::Scan(scan),
+                notes,
+            } => (scan, notes),
             other => panic!("expected a scan, got {other:?}"),
         }
     }
@@ -141,17 +144,35 @@ mod tests {
     fn current_shape_without_status_is_ok() {
         let (scan, notes) = decoded(&scan());
         assert_eq!(notes, vec![]);
-        assert_eq!((scan.owner.as_str(), scan.manifest_rkey.as_str()), (USER, DIGEST_HEX));
-        assert_eq!([scan.critical, scan.high, scan.medium, scan.low, scan.total], [0, 2, 11, 30, 43]);
-        assert_eq!((scan.status.as_str(), scan.scanned_at.as_str()), ("ok", TIME));
+        assert_eq!(
+            (scan.owner.as_str(), scan.manifest_rkey.as_str()),
+            (USER, DIGEST_HEX)
+        );
+        assert_eq!(
+            [scan.critical, scan.high, scan.medium, scan.low, scan.total],
+            [0, 2, 11, 30, 43]
+        );
+        assert_eq!(
+            (scan.status.as_str(), scan.scanned_at.as_str()),
+            ("ok", TIME)
+        );
     }
 
     #[test]
     fn status_and_reason_are_accepted() {
-        let value = with(&with(&scan(), "status", json!("failed")), "reason", json!("timeout"));
+        let value = with(
+            &with(&scan(), "status", json!("failed")),
+            "reason",
+            json!("timeout"),
+        );
         let (scan, notes) = decoded(&value);
         assert_eq!((scan.status.as_str(), notes), ("failed", vec![]));
-        assert_eq!(decoded(&with(&value, "status", json!("quarantined"))).0.status, "quarantined");
+        assert_eq!(
+            decoded(&with(&value, "status", json!("quarantined")))
+                .0
+                .status,
+            "quarantined"
+        );
     }
 
     #[test]
@@ -163,14 +184,25 @@ mod tests {
     #[test]
     fn user_other_than_manifest_owner_is_noted() {
         let (scan, notes) = decoded(&with(&scan(), "userDid", json!(OTHER_USER)));
-        assert_eq!((scan.owner.as_str(), notes), (USER, vec![Note::ScanUserMismatch]));
+        assert_eq!(
+            (scan.owner.as_str(), notes),
+            (USER, vec![Note::ScanUserMismatch])
+        );
     }
 
     #[test]
     fn each_required_field_missing_is_rejected() {
         let required = [
-            "manifest", "repository", "userDid", "critical", "high", "medium", "low", "total",
-            "scannerVersion", "scannedAt",
+            "manifest",
+            "repository",
+            "userDid",
+            "critical",
+            "high",
+            "medium",
+            "low",
+            "total",
+            "scannerVersion",
+            "scannedAt",
         ];
         for field in required {
             assert_rejected(KEY, &without(&scan(), field), Reason::Missing, field);
@@ -180,21 +212,40 @@ mod tests {
     #[test]
     fn required_fields_are_checked() {
         let cases = [
-            ("manifest", json!(format!("at://{USER}/io.atcr.tag/x")), Reason::Collection),
-            ("manifest", json!("at://alice.test/io.atcr.manifest/x"), Reason::AtUri),
-            ("manifest", json!(format!("{}#f", manifest_uri(USER))), Reason::AtUri),
+            (
+                "manifest",
+                json!(format!("at://{USER}/io.atcr.tag/x")),
+                Reason::Collection,
+            ),
+            (
+                "manifest",
+                json!("at://alice.test/io.atcr.manifest/x"),
+                Reason::AtUri,
+            ),
+            (
+                "manifest",
+                json!(format!("{}#f", manifest_uri(USER))),
+                Reason::AtUri,
+            ),
             ("repository", json!("r".repeat(257)), Reason::MaxLength),
             ("repository", json!("a\nb"), Reason::Repository),
             ("userDid", json!("{}"), Reason::Did),
             ("high", json!(-1), Reason::Integer),
             ("total", json!("43"), Reason::Type),
             ("scannerVersion", json!("v".repeat(65)), Reason::MaxLength),
-            ("scannedAt", json!("2026-03-01T12:00:00.Z"), Reason::Datetime),
+            (
+                "scannedAt",
+                json!("2026-03-01T12:00:00.Z"),
+                Reason::Datetime,
+            ),
         ];
         for (field, bad, reason) in cases {
             assert_rejected(KEY, &with(&scan(), field, bad), reason, field);
         }
-        assert_eq!(decoded(&with(&scan(), "repository", json!("r".repeat(256)))).1, vec![]);
+        assert_eq!(
+            decoded(&with(&scan(), "repository", json!("r".repeat(256)))).1,
+            vec![]
+        );
     }
 
     #[test]
@@ -205,7 +256,11 @@ mod tests {
             ("reason", json!("r".repeat(257))),
         ];
         for (field, bad) in cases {
-            assert_eq!(decoded(&with(&scan(), field, bad)).1, dropped(field), "{field}");
+            assert_eq!(
+                decoded(&with(&scan(), field, bad)).1,
+                dropped(field),
+                "{field}"
+            );
         }
     }
 }

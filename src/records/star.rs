@@ -95,7 +95,10 @@ mod tests {
 
     fn decoded(value: &Value) -> Star {
         match accept(KEY.0, KEY.1, KEY.2, value) {
-            Validated { record: Record::Star(star), notes } if notes.is_empty() => star,
+            Validated {
+                record: Record::Star(star),
+                notes,
+            } if notes.is_empty() => star,
             other => panic!("expected a clean star, got {other:?}"),
         }
     }
@@ -105,14 +108,22 @@ mod tests {
         let star = decoded(&star(page_uri()));
         assert_eq!(star.owner, USER);
         assert_eq!(star.subject, StarSubject::Page { rkey: "app".into() });
-        assert_eq!((star.created_at.as_str(), star.created_at_ms), (TIME, TIME_MS));
+        assert_eq!(
+            (star.created_at.as_str(), star.created_at_ms),
+            (TIME, TIME_MS)
+        );
     }
 
     #[test]
     fn old_object_subject_names_the_repository() {
-        let star = decoded(&star(json!({"did": USER, "repository": "tools/psql-client"})));
+        let star = decoded(&star(
+            json!({"did": USER, "repository": "tools/psql-client"}),
+        ));
         assert_eq!(star.owner, USER);
-        assert_eq!(star.subject, StarSubject::Repository("tools/psql-client".into()));
+        assert_eq!(
+            star.subject,
+            StarSubject::Repository("tools/psql-client".into())
+        );
     }
 
     #[test]
@@ -130,15 +141,27 @@ mod tests {
         let cases = [
             (json!({"repository": "app"}), Reason::Missing),
             (json!({"did": USER}), Reason::Missing),
-            (json!({"did": "alice.test", "repository": "app"}), Reason::Did),
-            (json!({"did": USER, "repository": "App"}), Reason::Repository),
-            (json!({"did": USER, "repository": "r".repeat(256)}), Reason::MaxLength),
+            (
+                json!({"did": "alice.test", "repository": "app"}),
+                Reason::Did,
+            ),
+            (
+                json!({"did": USER, "repository": "App"}),
+                Reason::Repository,
+            ),
+            (
+                json!({"did": USER, "repository": "r".repeat(256)}),
+                Reason::MaxLength,
+            ),
             (json!({"did": USER, "repository": 3}), Reason::Type),
         ];
         for (subject, reason) in cases {
             assert_rejected(KEY, &star(subject), reason, "subject");
         }
-        assert_eq!(decoded(&star(json!({"did": USER, "repository": "r".repeat(255)}))).owner, USER);
+        assert_eq!(
+            decoded(&star(json!({"did": USER, "repository": "r".repeat(255)}))).owner,
+            USER
+        );
     }
 
     #[test]
@@ -151,9 +174,18 @@ mod tests {
     #[test]
     fn each_required_field_missing_is_rejected() {
         for field in ["subject", "createdAt"] {
-            assert_rejected(KEY, &without(&star(page_uri()), field), Reason::Missing, field);
+            assert_rejected(
+                KEY,
+                &without(&star(page_uri()), field),
+                Reason::Missing,
+                field,
+            );
         }
-        let bad_time = with(&star(page_uri()), "createdAt", json!("2026-03-01T12:00:00+0000"));
+        let bad_time = with(
+            &star(page_uri()),
+            "createdAt",
+            json!("2026-03-01T12:00:00+0000"),
+        );
         assert_rejected(KEY, &bad_time, Reason::Datetime, "createdAt");
     }
 }

@@ -112,7 +112,10 @@ mod tests {
 
     fn decoded(value: &Value) -> (Tag, Vec<Note>) {
         match accept(KEY.0, KEY.1, KEY.2, value) {
-            Validated { record: Record::Tag(tag), notes } => (tag, notes),
+            Validated {
+                record: Record::Tag(tag),
+                notes,
+            } => (tag, notes),
             other => panic!("expected a tag, got {other:?}"),
         }
     }
@@ -121,7 +124,10 @@ mod tests {
     fn current_shape_is_kept_whole() {
         let (tag, notes) = decoded(&current());
         assert_eq!(notes, vec![]);
-        assert_eq!((tag.repository.as_str(), tag.tag.as_str()), ("tools/psql-client", "v1.2.3"));
+        assert_eq!(
+            (tag.repository.as_str(), tag.tag.as_str()),
+            ("tools/psql-client", "v1.2.3")
+        );
         let manifest = tag.manifest.expect("manifest pointer");
         assert_eq!(manifest.to_string_form(), manifest_uri(USER));
         assert_eq!(tag.manifest_digest, None);
@@ -176,17 +182,27 @@ mod tests {
     fn manifest_of_another_did_is_foreign() {
         let value = with(&current(), "manifest", json!(manifest_uri(OTHER_USER)));
         let (tag, notes) = decoded(&value);
-        assert_eq!(notes, vec![Note::TagManifestForeign, Note::TagWithoutPointer]);
+        assert_eq!(
+            notes,
+            vec![Note::TagManifestForeign, Note::TagWithoutPointer]
+        );
         assert_eq!(tag.manifest, None);
     }
 
     #[test]
     fn manifest_of_another_collection_is_foreign() {
         let page = format!("at://{USER}/io.atcr.repo.page/app");
-        let value = with(&with(&current(), "manifest", json!(page)), "manifestDigest", json!(DIGEST));
+        let value = with(
+            &with(&current(), "manifest", json!(page)),
+            "manifestDigest",
+            json!(DIGEST),
+        );
         let (tag, notes) = decoded(&value);
         assert_eq!(notes, vec![Note::TagManifestForeign]);
-        assert_eq!((tag.manifest, tag.manifest_digest.as_deref()), (None, Some(DIGEST)));
+        assert_eq!(
+            (tag.manifest, tag.manifest_digest.as_deref()),
+            (None, Some(DIGEST))
+        );
     }
 
     #[test]
@@ -196,17 +212,27 @@ mod tests {
             ("manifest", json!(format!("{}?x=1", manifest_uri(USER)))),
             ("manifest", json!(42)),
             ("manifestDigest", json!(DIGEST.to_uppercase())),
-            ("manifestDigest", json!(format!("sha512:{}", "a".repeat(128)))),
+            (
+                "manifestDigest",
+                json!(format!("sha512:{}", "a".repeat(128))),
+            ),
         ];
         for (field, bad) in cases {
-            let value = with(&with(&current(), "manifestDigest", json!(DIGEST)), field, bad.clone());
+            let value = with(
+                &with(&current(), "manifestDigest", json!(DIGEST)),
+                field,
+                bad.clone(),
+            );
             assert_eq!(decoded(&value).1, dropped(field), "{field}: {bad}");
         }
     }
 
     #[test]
     fn media_type_limit_is_255_bytes() {
-        assert_eq!(decoded(&with(&current(), "mediaType", json!("m".repeat(255)))).1, vec![]);
+        assert_eq!(
+            decoded(&with(&current(), "mediaType", json!("m".repeat(255)))).1,
+            vec![]
+        );
         let long = with(&current(), "mediaType", json!("m".repeat(256)));
         assert_eq!(decoded(&long).1, dropped("mediaType"));
     }
@@ -220,10 +246,22 @@ mod tests {
 
     #[test]
     fn tag_syntax_and_limit() {
-        for bad in HOSTILE.iter().copied().chain([".v1", "-v1", "v1/2", "v1+build"]) {
-            assert_rejected(KEY, &with(&current(), "tag", json!(bad)), Reason::Tag, "tag");
+        for bad in HOSTILE
+            .iter()
+            .copied()
+            .chain([".v1", "-v1", "v1/2", "v1+build"])
+        {
+            assert_rejected(
+                KEY,
+                &with(&current(), "tag", json!(bad)),
+                Reason::Tag,
+                "tag",
+            );
         }
-        assert_eq!(decoded(&with(&current(), "tag", json!("t".repeat(128)))).1, vec![]);
+        assert_eq!(
+            decoded(&with(&current(), "tag", json!("t".repeat(128)))).1,
+            vec![]
+        );
         let long = with(&current(), "tag", json!("t".repeat(129)));
         assert_rejected(KEY, &long, Reason::MaxLength, "tag");
         assert_rejected(KEY, &with(&current(), "tag", json!(1)), Reason::Type, "tag");
@@ -231,7 +269,10 @@ mod tests {
 
     #[test]
     fn repository_limit_is_255_bytes() {
-        assert_eq!(decoded(&with(&current(), "repository", json!("r".repeat(255)))).1, vec![]);
+        assert_eq!(
+            decoded(&with(&current(), "repository", json!("r".repeat(255)))).1,
+            vec![]
+        );
         let long = with(&current(), "repository", json!("r".repeat(256)));
         assert_rejected(KEY, &long, Reason::MaxLength, "repository");
         let bad = with(&current(), "repository", json!("App"));

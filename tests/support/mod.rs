@@ -9,6 +9,7 @@
 //!   a generated mixed stream.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod events;
 pub mod jetstream;
 pub mod valkey;
