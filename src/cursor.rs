@@ -37,14 +37,30 @@ pub fn boot(
             NoCursor::Oldest => Start::At(0),
             NoCursor::Live => Start::Live,
         };
-        return Boot { start, host: 0, data_lost: false };
+        return Boot {
+            start,
+            host: 0,
+            data_lost: false,
+        };
     };
     if !has_meta {
-        return Boot { start: Start::At(0), host: 0, data_lost: true };
+        return Boot {
+            start: Start::At(0),
+            host: 0,
+            data_lost: true,
+        };
     }
     let same_host = urls.iter().position(|url| url.as_str() == stored.host);
-    let rewind = if same_host.is_some() { rewind } else { failover_rewind };
-    Boot { start: rewound(stored.time_us, rewind), host: same_host.unwrap_or(0), data_lost: false }
+    let rewind = if same_host.is_some() {
+        rewind
+    } else {
+        failover_rewind
+    };
+    Boot {
+        start: rewound(stored.time_us, rewind),
+        host: same_host.unwrap_or(0),
+        data_lost: false,
+    }
 }
 
 /// `time_us` minus the rewind, never below 0 (0 stays "from the oldest").
@@ -64,7 +80,9 @@ impl Progress {
     /// Records a batch that Valkey acknowledged.
     pub fn acknowledge(&mut self, items: &[Item]) {
         for item in items.iter().filter(|item| item.epoch == self.epoch) {
-            let newer = self.acknowledged.is_none_or(|(time_us, _)| item.plan.time_us >= time_us);
+            let newer = self
+                .acknowledged
+                .is_none_or(|(time_us, _)| item.plan.time_us >= time_us);
             if newer {
                 self.acknowledged = Some((item.plan.time_us, item.host));
             }
@@ -102,14 +120,20 @@ mod tests {
     const REWINDS: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(60));
 
     fn stored(time_us: i64, host: &str) -> StoredCursor {
-        StoredCursor { time_us, host: host.to_owned() }
+        StoredCursor {
+            time_us,
+            host: host.to_owned(),
+        }
     }
 
     #[test]
     fn no_cursor_follows_the_setting() {
         let boot = boot(None, true, &urls(), REWINDS, NoCursor::Oldest);
         assert_eq!(boot.start, Start::At(0));
-        assert_eq!(super::boot(None, false, &urls(), REWINDS, NoCursor::Live).start, Start::Live);
+        assert_eq!(
+            super::boot(None, false, &urls(), REWINDS, NoCursor::Live).start,
+            Start::Live
+        );
     }
 
     #[test]

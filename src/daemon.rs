@@ -32,11 +32,18 @@ pub fn indexer(settings: &Settings) -> Indexer {
         aggregate: ttl.aggregate.map_or(0, |aggregate| aggregate.as_secs()),
         tombstone: ttl.tombstone.as_secs(),
     };
-    Indexer::new(&settings.valkey.prefix, ttl, settings.valkey.recent_pushes as u64)
+    Indexer::new(
+        &settings.valkey.prefix,
+        ttl,
+        settings.valkey.recent_pushes as u64,
+    )
 }
 
 /// A Valkey store for these settings, connected (retrying until it is, or until `cancel`).
-pub async fn connect(settings: &Settings, cancel: &CancellationToken) -> Result<Option<Store>, DaemonError> {
+pub async fn connect(
+    settings: &Settings,
+    cancel: &CancellationToken,
+) -> Result<Option<Store>, DaemonError> {
     let valkey = &settings.valkey;
     let store = Store::new(
         valkey.url.expose_secret(),
@@ -60,7 +67,9 @@ pub async fn connect(settings: &Settings, cancel: &CancellationToken) -> Result<
 /// Runs until `cancel`, then drains the queue and saves the cursor.
 pub async fn run(settings: Settings, cancel: CancellationToken) -> Result<(), DaemonError> {
     let dictionary = load_dictionary(&settings)?;
-    let Some(store) = connect(&settings, &cancel).await? else { return Ok(()) };
+    let Some(store) = connect(&settings, &cancel).await? else {
+        return Ok(());
+    };
     tracing::info!(prefix = %settings.valkey.prefix, "valkey connected");
     let boot = boot(&settings, &store).await?;
     let (items_tx, items_rx) = mpsc::channel(settings.valkey.queue_capacity);
@@ -82,7 +91,10 @@ pub async fn run(settings: Settings, cancel: CancellationToken) -> Result<(), Da
     let writer = Writer::new(
         store.clone(),
         jetstream.urls.clone(),
-        (settings.valkey.batch_max_events, settings.cursor.save_interval),
+        (
+            settings.valkey.batch_max_events,
+            settings.cursor.save_interval,
+        ),
         replay_tx,
     );
     let written = writer.run(items_rx).await;
@@ -113,7 +125,9 @@ async fn boot(settings: &Settings, store: &Store) -> Result<cursor::Boot, Daemon
 
 fn load_dictionary(settings: &Settings) -> Result<Option<Dictionary>, DaemonError> {
     let jetstream = &settings.jetstream;
-    let Some(path) = &jetstream.zstd_dictionary else { return Ok(None) };
+    let Some(path) = &jetstream.zstd_dictionary else {
+        return Ok(None);
+    };
     let dictionary = Dictionary::load(path, jetstream.zstd_dictionary_sha256.as_deref())?;
     tracing::info!(id = dictionary.id(), path = %path.display(), "zstd dictionary loaded");
     Ok(Some(dictionary))

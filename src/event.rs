@@ -156,7 +156,11 @@ pub fn decode(json: &[u8], allow_localhost: bool) -> Result<Event, SkipReason> {
         "account" => account(wire.account.ok_or(SkipReason::Json)?),
         _ => return Err(SkipReason::Kind),
     };
-    Ok(Event { did: wire.did, time_us: wire.time_us, body })
+    Ok(Event {
+        did: wire.did,
+        time_us: wire.time_us,
+        body,
+    })
 }
 
 fn commit(wire: WireCommit) -> Result<Commit, SkipReason> {
@@ -175,20 +179,37 @@ fn commit(wire: WireCommit) -> Result<Commit, SkipReason> {
     if !syntax::is_tid(&wire.rev) {
         return Err(SkipReason::Rev);
     }
-    let record = if operation == Operation::Delete { None } else { Some(record(wire.record)?) };
-    Ok(Commit { rev: wire.rev, operation, collection: wire.collection, rkey: wire.rkey, record, cid: wire.cid })
+    let record = if operation == Operation::Delete {
+        None
+    } else {
+        Some(record(wire.record)?)
+    };
+    Ok(Commit {
+        rev: wire.rev,
+        operation,
+        collection: wire.collection,
+        rkey: wire.rkey,
+        record,
+        cid: wire.cid,
+    })
 }
 
 fn record(raw: Option<Box<RawValue>>) -> Result<Box<RawValue>, SkipReason> {
-    raw.filter(|raw| raw.get().starts_with('{')).ok_or(SkipReason::Record)
+    raw.filter(|raw| raw.get().starts_with('{'))
+        .ok_or(SkipReason::Record)
 }
 
 fn identity(wire: Option<WireIdentity>) -> Body {
-    Body::Identity { handle: wire.and_then(|identity| identity.handle) }
+    Body::Identity {
+        handle: wire.and_then(|identity| identity.handle),
+    }
 }
 
 fn account(wire: WireAccount) -> Body {
-    Body::Account { active: wire.active, status: wire.status }
+    Body::Account {
+        active: wire.active,
+        status: wire.status,
+    }
 }
 
 #[cfg(test)]
@@ -207,9 +228,14 @@ mod tests {
     fn decodes_a_create_and_keeps_the_record_verbatim() {
         let json = commit_json("create", "io.atcr.tag", "3mg3ghvwazs2f", "3mg3ghvwbz225");
         let event = decode(json.as_bytes(), false).expect("valid event");
-        let Body::Commit(commit) = event.body else { panic!("not a commit") };
+        let Body::Commit(commit) = event.body else {
+            panic!("not a commit")
+        };
         assert_eq!(commit.operation, Operation::Create);
-        assert_eq!(commit.record.expect("record").get(), r#"{"$type":"io.atcr.tag"}"#);
+        assert_eq!(
+            commit.record.expect("record").get(),
+            r#"{"$type":"io.atcr.tag"}"#
+        );
         assert_eq!(event.time_us, 1772460454312518);
     }
 
@@ -247,14 +273,40 @@ mod tests {
     #[test]
     fn hostile_envelopes_are_refused_with_a_reason() {
         let cases = [
-            (commit_json("create", "io.atcr.tag", "a:b{c}", "3mg3ghvwbz225"), SkipReason::Rkey),
-            (commit_json("create", "io.atcr.tag", "a\\nb", "3mg3ghvwbz225"), SkipReason::Rkey),
-            (commit_json("create", "app.bsky.feed.like", "a", "3mg3ghvwbz225"), SkipReason::Collection),
-            (commit_json("create", "io.atcr.ta*g", "a", "3mg3ghvwbz225"), SkipReason::Collection),
-            (commit_json("upsert", "io.atcr.tag", "a", "3mg3ghvwbz225"), SkipReason::Operation),
-            (commit_json("create", "io.atcr.tag", "a", "zzzzzzzzzzzzzz"), SkipReason::Rev),
-            (commit_json("create", "io.atcr.tag", "a", "3mg3ghvwbz225").replace(DID, "did:plc:{x}"), SkipReason::Did),
-            (commit_json("create", "io.atcr.tag", "a", "3mg3ghvwbz225").replace("commit\",", "sync\","), SkipReason::Kind),
+            (
+                commit_json("create", "io.atcr.tag", "a:b{c}", "3mg3ghvwbz225"),
+                SkipReason::Rkey,
+            ),
+            (
+                commit_json("create", "io.atcr.tag", "a\\nb", "3mg3ghvwbz225"),
+                SkipReason::Rkey,
+            ),
+            (
+                commit_json("create", "app.bsky.feed.like", "a", "3mg3ghvwbz225"),
+                SkipReason::Collection,
+            ),
+            (
+                commit_json("create", "io.atcr.ta*g", "a", "3mg3ghvwbz225"),
+                SkipReason::Collection,
+            ),
+            (
+                commit_json("upsert", "io.atcr.tag", "a", "3mg3ghvwbz225"),
+                SkipReason::Operation,
+            ),
+            (
+                commit_json("create", "io.atcr.tag", "a", "zzzzzzzzzzzzzz"),
+                SkipReason::Rev,
+            ),
+            (
+                commit_json("create", "io.atcr.tag", "a", "3mg3ghvwbz225")
+                    .replace(DID, "did:plc:{x}"),
+                SkipReason::Did,
+            ),
+            (
+                commit_json("create", "io.atcr.tag", "a", "3mg3ghvwbz225")
+                    .replace("commit\",", "sync\","),
+                SkipReason::Kind,
+            ),
             ("not json".to_owned(), SkipReason::Json),
             (r#"{"did":1}"#.to_owned(), SkipReason::Json),
         ];
@@ -274,6 +326,9 @@ mod tests {
     fn a_create_without_a_record_object_is_refused() {
         let json = commit_json("create", "io.atcr.tag", "a", "3mg3ghvwbz225")
             .replace(r#"{"$type":"io.atcr.tag"}"#, "[1]");
-        assert_eq!(decode(json.as_bytes(), false).err(), Some(SkipReason::Record));
+        assert_eq!(
+            decode(json.as_bytes(), false).err(),
+            Some(SkipReason::Record)
+        );
     }
 }

@@ -31,7 +31,9 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Run(_) => run(settings),
-        Command::Inspect { did, repository, .. } => inspect(settings, &did, repository.as_deref()),
+        Command::Inspect {
+            did, repository, ..
+        } => inspect(settings, &did, repository.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,12 +46,17 @@ fn main() -> ExitCode {
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")
 }
 
 fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::new(&settings.log.level);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match settings.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -85,7 +92,9 @@ fn run(settings: Settings) -> anyhow::Result<()> {
 fn inspect(settings: Settings, did: &str, repository: Option<&str>) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let cancel = CancellationToken::new();
-        let store = daemon::connect(&settings, &cancel).await?.context("not connected")?;
+        let store = daemon::connect(&settings, &cancel)
+            .await?
+            .context("not connected")?;
         let keys = daemon::indexer(&settings).keys().clone();
         let value = inspect::inspect(store.client(), &keys, did, repository).await?;
         println!("{}", serde_json::to_string_pretty(&value)?);

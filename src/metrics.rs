@@ -3,7 +3,9 @@
 //! Label values are bounded: hosts come from the configuration, reasons and collections from
 //! fixed lists. Dashboards and alert rules use only the names defined here.
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
 
 use crate::event::{Body, Event, Operation};
 use crate::index::{Outcome, Plan};
@@ -52,26 +54,90 @@ pub const DATA_LOSS_REPLAYS: &str = "atcr_indexer_data_loss_replays_total";
 
 /// Registers units and descriptions with the installed recorder.
 pub fn describe() {
-    describe_counter!(FRAMES, Unit::Count, "WebSocket frames received from Jetstream.");
-    describe_counter!(BYTES_COMPRESSED, Unit::Bytes, "Bytes of zstd frames received.");
-    describe_counter!(BYTES_JSON, Unit::Bytes, "Bytes of event JSON after decompression.");
-    describe_counter!(FRAMES_REJECTED, Unit::Count, "Frames that did not yield JSON.");
-    describe_counter!(EVENTS, Unit::Count, "Events decoded, by kind, collection, operation.");
-    describe_counter!(EVENTS_SKIPPED, Unit::Count, "Events skipped before indexing, by reason.");
-    describe_counter!(RECORDS_REJECTED, Unit::Count, "Records that failed validation.");
-    describe_counter!(RECORD_NOTES, Unit::Count, "Record anomalies counted, not rejected.");
-    describe_counter!(VALKEY_STEPS, Unit::Count, "Atomic steps (script calls) written.");
+    describe_counter!(
+        FRAMES,
+        Unit::Count,
+        "WebSocket frames received from Jetstream."
+    );
+    describe_counter!(
+        BYTES_COMPRESSED,
+        Unit::Bytes,
+        "Bytes of zstd frames received."
+    );
+    describe_counter!(
+        BYTES_JSON,
+        Unit::Bytes,
+        "Bytes of event JSON after decompression."
+    );
+    describe_counter!(
+        FRAMES_REJECTED,
+        Unit::Count,
+        "Frames that did not yield JSON."
+    );
+    describe_counter!(
+        EVENTS,
+        Unit::Count,
+        "Events decoded, by kind, collection, operation."
+    );
+    describe_counter!(
+        EVENTS_SKIPPED,
+        Unit::Count,
+        "Events skipped before indexing, by reason."
+    );
+    describe_counter!(
+        RECORDS_REJECTED,
+        Unit::Count,
+        "Records that failed validation."
+    );
+    describe_counter!(
+        RECORD_NOTES,
+        Unit::Count,
+        "Record anomalies counted, not rejected."
+    );
+    describe_counter!(
+        VALKEY_STEPS,
+        Unit::Count,
+        "Atomic steps (script calls) written."
+    );
     describe_counter!(VALKEY_BATCHES, Unit::Count, "Batches written to Valkey.");
     describe_counter!(VALKEY_ROUND_TRIPS, Unit::Count, "Pipelines sent to Valkey.");
-    describe_histogram!(VALKEY_BATCH_SECONDS, Unit::Seconds, "Time to write one batch.");
+    describe_histogram!(
+        VALKEY_BATCH_SECONDS,
+        Unit::Seconds,
+        "Time to write one batch."
+    );
     describe_histogram!(VALKEY_BATCH_EVENTS, Unit::Count, "Events in one batch.");
     describe_counter!(VALKEY_ERRORS, Unit::Count, "Valkey errors, by reason.");
-    describe_counter!(VALKEY_STALE, Unit::Count, "Writes dropped by newest-rev-wins.");
-    describe_gauge!(STREAM_POSITION, Unit::Microseconds, "time_us of the newest event read.");
-    describe_gauge!(CURSOR_POSITION, Unit::Microseconds, "time_us of the persisted cursor.");
-    describe_counter!(RECONNECTS, Unit::Count, "Jetstream reconnects, by host and reason.");
-    describe_gauge!(CONNECTED, Unit::Count, "1 while connected to the Jetstream host.");
-    describe_counter!(DATA_LOSS_REPLAYS, Unit::Count, "Replays started after Valkey lost data.");
+    describe_counter!(
+        VALKEY_STALE,
+        Unit::Count,
+        "Writes dropped by newest-rev-wins."
+    );
+    describe_gauge!(
+        STREAM_POSITION,
+        Unit::Microseconds,
+        "time_us of the newest event read."
+    );
+    describe_gauge!(
+        CURSOR_POSITION,
+        Unit::Microseconds,
+        "time_us of the persisted cursor."
+    );
+    describe_counter!(
+        RECONNECTS,
+        Unit::Count,
+        "Jetstream reconnects, by host and reason."
+    );
+    describe_gauge!(
+        CONNECTED,
+        Unit::Count,
+        "1 while connected to the Jetstream host."
+    );
+    describe_counter!(
+        DATA_LOSS_REPLAYS,
+        Unit::Count,
+        "Replays started after Valkey lost data."
+    );
 }
 
 /// A connection opened or closed.

@@ -43,7 +43,15 @@ impl Writer {
         replay: watch::Sender<u64>,
     ) -> Writer {
         let progress = Progress::default();
-        Writer { store, hosts, batch_max, save_interval, replay, progress, saved: None }
+        Writer {
+            store,
+            hosts,
+            batch_max,
+            save_interval,
+            replay,
+            progress,
+            saved: None,
+        }
     }
 
     /// Runs until the queue closes (the reader stopped), then saves the cursor.
@@ -57,6 +65,8 @@ impl Writer {
                     if received == 0 {
                         break;
                     }
+                    // Events read before a replay from the oldest event will come again.
+                    batch.retain(|item| item.epoch >= self.progress.epoch());
                     self.apply(&batch).await?;
                     self.progress.acknowledge(&batch);
                     batch.clear();
@@ -73,7 +83,8 @@ impl Writer {
         Ok(())
     }
 
-    /// Applies one batch, retrying until Valkey takes it; only configuration errors end it.
+    /// Applies one batch, retrying until Valkey takes it; only configuration errors end it. A
+    /// batch that finds Valkey emptied is dropped: the replay it starts brings it again.
     async fn apply(&mut self, items: &[Item]) -> Result<(), StoreError> {
         let plans: Vec<_> = items.iter().map(|item| item.plan.clone()).collect();
         let mut delays = retry_delays();
@@ -90,7 +101,10 @@ impl Writer {
                         report.stale,
                         seconds,
                     );
-                    report.notes.iter().for_each(|note| metrics::script_note(note));
+                    report
+                        .notes
+                        .iter()
+                        .for_each(|note| metrics::script_note(note));
                     for (index, detail) in &report.failed {
                         metrics::valkey_error("script");
                         tracing::error!(time_us = plans[*index].time_us, error = %detail,
@@ -100,6 +114,12 @@ impl Writer {
                         tracing::info!("valkey is taking writes again");
                     }
                     return Ok(());
+                }
+                Err(StoreError::DataLost) => {
+                    if self.replay_after_loss().await {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(delays.next().unwrap_or(RETRY_MAX_DELAY)).await;
                 }
                 Err(error) if error.is_retryable() => {
                     metrics::valkey_error(error.reason());
@@ -141,7 +161,9 @@ impl Writer {
                 }
                 self.saved = position;
             }
-            Ok(SaveOutcome::DataLost) => self.replay_after_loss().await,
+            Ok(SaveOutcome::DataLost) => {
+                self.replay_after_loss().await;
+            }
             Err(error) => {
                 metrics::valkey_error(error.reason());
                 tracing::debug!(error = %error, "cursor not saved; will retry");
@@ -149,15 +171,19 @@ impl Writer {
         }
     }
 
-    async fn replay_after_loss(&mut self) {
+    /// Marks the emptied Valkey and restarts the reader from the oldest event; false when
+    /// Valkey could not be marked yet (the caller retries).
+    async fn replay_after_loss(&mut self) -> bool {
         let restart = async {
             self.store.ensure_meta(now_us()).await?;
             let host = self.hosts[0].to_string();
-            self.store.write_cursor(&StoredCursor { time_us: 0, host }, now_us()).await
+            self.store
+                .write_cursor(&StoredCursor { time_us: 0, host }, now_us())
+                .await
         };
         if let Err(error) = restart.await {
             tracing::debug!(error = %error, "could not mark the replay yet; will retry");
-            return;
+            return false;
         }
         let epoch = self.progress.epoch() + 1;
         self.progress.restart(epoch);
@@ -165,6 +191,7 @@ impl Writer {
         metrics::data_loss_replay();
         tracing::warn!("valkey lost its data; replaying from the oldest retained event");
         let _ = self.replay.send(epoch);
+        true
     }
 }
 
@@ -180,5 +207,7 @@ fn retry_delays() -> backon::ExponentialBackoff {
 /// The wall clock in unix microseconds.
 pub fn now_us() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.map_or(0, |elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
+    since.map_or(0, |elapsed| {
+        i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
+    })
 }

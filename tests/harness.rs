@@ -578,3 +578,20 @@ async fn dropping_valkey_stops_the_server() {
         "{address} still accepts connections"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_connections_cuts_open_connections_only() {
+    let fake = FakeJetstream::new();
+    let lines = identities(1);
+    let mut cut = connect(&fake, "").await;
+
+    fake.drop_connections();
+    let mut fresh = connect(&fake, "").await;
+    fake.push(lines[0].clone());
+
+    match next_frame(&mut cut, ARRIVAL).await {
+        None | Some(Err(_)) => {}
+        Some(Ok(frame)) => panic!("expected the stream to end, got {frame:?}"),
+    }
+    assert_eq!(next_text(&mut fresh).await, lines[0]);
+}

@@ -24,11 +24,25 @@ fn key(did: &str, rest: &str) -> String {
 
 /// Runs the daemon until its cursor covers the last event pushed, then stops it cleanly.
 async fn index(valkey: &Valkey, jetstream: &FakeJetstream) {
-    let last = jetstream.events().last().and_then(|line| time_us_of(line)).expect("events");
+    let last = jetstream
+        .events()
+        .last()
+        .and_then(|line| time_us_of(line))
+        .expect("events");
     let mut daemon = Daemon::start(&Options::new(&jetstream.url(), &valkey.url()));
-    let reached = valkey.wait_until(Duration::from_secs(30), |v| cursor(v) >= Some(last)).await;
-    assert!(reached, "cursor never reached {last}; log:\n{}", daemon.log());
-    assert!(daemon.stop().success(), "daemon exit; log:\n{}", daemon.log());
+    let reached = valkey
+        .wait_until(Duration::from_secs(30), |v| cursor(v) >= Some(last))
+        .await;
+    assert!(
+        reached,
+        "cursor never reached {last}; log:\n{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.stop().success(),
+        "daemon exit; log:\n{}",
+        daemon.log()
+    );
 }
 
 fn cursor(valkey: &Valkey) -> Option<i64> {
@@ -44,12 +58,16 @@ fn json_at(valkey: &Valkey, key: &str) -> Value {
 
 fn hash_json(valkey: &Valkey, key: &str, field: &str) -> Option<Value> {
     let reply = valkey.exec(&["HGET", key, field]);
-    reply.as_str().map(|text| serde_json::from_str(text).expect("hash value is JSON"))
+    reply
+        .as_str()
+        .map(|text| serde_json::from_str(text).expect("hash value is JSON"))
 }
 
 fn zscore(valkey: &Valkey, key: &str, member: &str) -> Option<i64> {
     let reply = valkey.exec(&["ZSCORE", key, member]);
-    reply.as_str().map(|score| score.parse::<f64>().expect("numeric score") as i64)
+    reply
+        .as_str()
+        .map(|score| score.parse::<f64>().expect("numeric score") as i64)
 }
 
 fn exists(valkey: &Valkey, key: &str) -> bool {
@@ -61,12 +79,17 @@ fn assert_class(valkey: &Valkey, key: &str, class: Option<i64>) {
     let ttl = valkey.exec(&["TTL", key]).as_int().expect("TTL answers");
     match class {
         None => assert_eq!(ttl, -1, "{key} must not expire"),
-        Some(secs) => assert!(ttl > secs - 60 && ttl <= secs, "{key}: TTL {ttl}, expected {secs}"),
+        Some(secs) => assert!(
+            ttl > secs - 60 && ttl <= secs,
+            "{key}: TTL {ttl}, expected {secs}"
+        ),
     }
 }
 
 fn ms(rfc3339: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc3339).expect("fixture time").timestamp_millis()
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .expect("fixture time")
+        .timestamp_millis()
 }
 
 /// One push: an image manifest, its tag, and the hold's records about it.
@@ -77,16 +100,44 @@ struct Push {
     layers: Vec<Descriptor>,
 }
 
-fn push(jetstream: &FakeJetstream, clock: &mut Clock, revs: &mut Revs, repo: &str, seed: &str) -> Push {
-    let layers = vec![Descriptor::layer(&format!("{seed}-1")), Descriptor::layer(&format!("{seed}-2"))];
+fn push(
+    jetstream: &FakeJetstream,
+    clock: &mut Clock,
+    revs: &mut Revs,
+    repo: &str,
+    seed: &str,
+) -> Push {
+    let layers = vec![
+        Descriptor::layer(&format!("{seed}-1")),
+        Descriptor::layer(&format!("{seed}-2")),
+    ];
     let digest = digest(&format!("manifest-{seed}"));
     let rkey = digest_hex(&digest).to_owned();
     let created_at = datetime(clock.peek());
-    let mut record = manifest_image(repo, &digest, &Descriptor::config(seed), &layers, &created_at);
+    let mut record = manifest_image(
+        repo,
+        &digest,
+        &Descriptor::config(seed),
+        &layers,
+        &created_at,
+    );
     record["annotations"] = serde_json::json!({"org.opencontainers.image.title": seed});
     let rev = revs.next();
-    jetstream.push(event_commit(OWNER, clock, &rev, "create", MANIFEST, &rkey, Some(record)));
-    Push { digest, rkey, created_at, layers }
+    jetstream.push(event_commit(
+        OWNER,
+        clock,
+        &rev,
+        "create",
+        MANIFEST,
+        &rkey,
+        Some(record),
+    ));
+    Push {
+        digest,
+        rkey,
+        created_at,
+        layers,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,15 +149,98 @@ async fn every_record_kind_lands_with_its_keys_values_and_classes() {
     let uri = at_uri(OWNER, MANIFEST, &image.rkey);
     let at = datetime(clock.peek());
     let events = [
-        event_commit(OWNER, &mut clock, &revs.next(), "create", TAG, "t1", Some(tag("web", "latest", &uri, &at))),
-        event_commit(OWNER, &mut clock, &revs.next(), "create", REPO_PAGE, "web", Some(repo_page("web", "# Web", &at))),
-        event_commit(OWNER, &mut clock, &revs.next(), "create", PROFILE, "self", Some(sailor_profile(Some(HOLD_DID), &at))),
-        event_commit(STARRER, &mut clock, &revs.next(), "create", STAR, "s1", Some(star(OWNER, "web", &at))),
-        event_commit(HOLD_DID, &mut clock, &revs.next(), "create", CAPTAIN, "self", Some(hold_captain(OWNER, true, &at))),
-        event_commit(HOLD_DID, &mut clock, &revs.next(), "create", CREW, "c1", Some(hold_crew(STARRER, "write", &at))),
-        event_commit(HOLD_DID, &mut clock, &revs.next(), "create", LAYER, "l1", Some(hold_layer(&image.layers[0], OWNER, &uri, &at))),
-        event_commit(HOLD_DID, &mut clock, &revs.next(), "create", STATS, &stats_rkey(OWNER, "web"), Some(hold_stats(OWNER, "web", 5, 1, &at))),
-        event_commit(HOLD_DID, &mut clock, &revs.next(), "create", SCAN, &image.rkey, Some(hold_scan(&uri, "web", OWNER, Severities { critical: 1, high: 2, medium: 3, low: 4 }, &at))),
+        event_commit(
+            OWNER,
+            &mut clock,
+            &revs.next(),
+            "create",
+            TAG,
+            "t1",
+            Some(tag("web", "latest", &uri, &at)),
+        ),
+        event_commit(
+            OWNER,
+            &mut clock,
+            &revs.next(),
+            "create",
+            REPO_PAGE,
+            "web",
+            Some(repo_page("web", "# Web", &at)),
+        ),
+        event_commit(
+            OWNER,
+            &mut clock,
+            &revs.next(),
+            "create",
+            PROFILE,
+            "self",
+            Some(sailor_profile(Some(HOLD_DID), &at)),
+        ),
+        event_commit(
+            STARRER,
+            &mut clock,
+            &revs.next(),
+            "create",
+            STAR,
+            "s1",
+            Some(star(OWNER, "web", &at)),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "create",
+            CAPTAIN,
+            "self",
+            Some(hold_captain(OWNER, true, &at)),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "create",
+            CREW,
+            "c1",
+            Some(hold_crew(STARRER, "write", &at)),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "create",
+            LAYER,
+            "l1",
+            Some(hold_layer(&image.layers[0], OWNER, &uri, &at)),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "create",
+            STATS,
+            &stats_rkey(OWNER, "web"),
+            Some(hold_stats(OWNER, "web", 5, 1, &at)),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "create",
+            SCAN,
+            &image.rkey,
+            Some(hold_scan(
+                &uri,
+                "web",
+                OWNER,
+                Severities {
+                    critical: 1,
+                    high: 2,
+                    medium: 3,
+                    low: 4,
+                },
+                &at,
+            )),
+        ),
     ];
     jetstream.push_all(events);
     index(&valkey, &jetstream).await;
@@ -120,14 +254,34 @@ async fn every_record_kind_lands_with_its_keys_values_and_classes() {
     assert_eq!(manifest["createdAt"], image.created_at.as_str());
     assert_class(&valkey, &manifest_key, Some(HOUR));
     let layers = json_at(&valkey, &format!("{manifest_key}:layers"));
-    let digests: Vec<&str> = layers.as_array().expect("array").iter().map(|l| l["digest"].as_str().expect("digest")).collect();
-    assert_eq!(digests, vec![image.layers[0].digest.as_str(), image.layers[1].digest.as_str()]);
+    let digests: Vec<&str> = layers
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|l| l["digest"].as_str().expect("digest"))
+        .collect();
+    assert_eq!(
+        digests,
+        vec![
+            image.layers[0].digest.as_str(),
+            image.layers[1].digest.as_str()
+        ]
+    );
 
     let created_ms = ms(&image.created_at);
-    assert_eq!(zscore(&valkey, &key(OWNER, "repo:web:manifests"), &image.digest), Some(created_ms));
+    assert_eq!(
+        zscore(&valkey, &key(OWNER, "repo:web:manifests"), &image.digest),
+        Some(created_ms)
+    );
     assert_class(&valkey, &key(OWNER, "repo:web:manifests"), Some(DAY));
-    assert_eq!(zscore(&valkey, &key(OWNER, "repos"), "web"), Some(created_ms));
-    assert_eq!(zscore(&valkey, "atcr:recent:pushes", &format!("{OWNER}/web")), Some(created_ms));
+    assert_eq!(
+        zscore(&valkey, &key(OWNER, "repos"), "web"),
+        Some(created_ms)
+    );
+    assert_eq!(
+        zscore(&valkey, "atcr:recent:pushes", &format!("{OWNER}/web")),
+        Some(created_ms)
+    );
     assert_class(&valkey, "atcr:recent:pushes", None);
 
     let latest = hash_json(&valkey, &key(OWNER, "repo:web:tags"), "latest").expect("tag");
@@ -135,33 +289,67 @@ async fn every_record_kind_lands_with_its_keys_values_and_classes() {
     assert_eq!(latest["manifest"], uri.as_str());
     assert_eq!(latest["rkey"], "t1");
     assert_class(&valkey, &key(OWNER, "repo:web:tags"), Some(DAY));
-    let annotations = valkey.exec(&["HGET", &key(OWNER, "repo:web:annotations"), "org.opencontainers.image.title"]);
+    let annotations = valkey.exec(&[
+        "HGET",
+        &key(OWNER, "repo:web:annotations"),
+        "org.opencontainers.image.title",
+    ]);
     assert_eq!(annotations.as_str(), Some("one"));
-    assert_eq!(json_at(&valkey, &key(OWNER, "repo:web:page"))["description"], "# Web");
+    assert_eq!(
+        json_at(&valkey, &key(OWNER, "repo:web:page"))["description"],
+        "# Web"
+    );
 
     assert!(zscore(&valkey, &key(OWNER, "repo:web:stars"), STARRER).is_some());
     assert_class(&valkey, &key(OWNER, "repo:web:stars"), None);
     assert!(zscore(&valkey, &key(STARRER, "starred"), &format!("{OWNER}/web")).is_some());
-    let locator = hash_json(&valkey, &key(STARRER, "rkeys:io.atcr.sailor.star"), "s1").expect("locator");
-    assert_eq!(locator, serde_json::json!({"owner": OWNER, "repository": "web"}));
+    let locator =
+        hash_json(&valkey, &key(STARRER, "rkeys:io.atcr.sailor.star"), "s1").expect("locator");
+    assert_eq!(
+        locator,
+        serde_json::json!({"owner": OWNER, "repository": "web"})
+    );
 
     let stats = hash_json(&valkey, &key(OWNER, "repo:web:stats"), HOLD_DID).expect("stats");
-    assert_eq!((stats["pullCount"].as_i64(), stats["pushCount"].as_i64()), (Some(5), Some(1)));
+    assert_eq!(
+        (stats["pullCount"].as_i64(), stats["pushCount"].as_i64()),
+        (Some(5), Some(1))
+    );
     let scan = json_at(&valkey, &format!("{manifest_key}:scan"));
-    assert_eq!((scan["hold"].as_str(), scan["total"].as_i64()), (Some(HOLD_DID), Some(10)));
+    assert_eq!(
+        (scan["hold"].as_str(), scan["total"].as_i64()),
+        (Some(HOLD_DID), Some(10))
+    );
     assert_eq!(scan["status"], "ok");
 
-    assert_eq!(json_at(&valkey, &key(HOLD_DID, "hold:captain"))["owner"], OWNER);
+    assert_eq!(
+        json_at(&valkey, &key(HOLD_DID, "hold:captain"))["owner"],
+        OWNER
+    );
     let crew = hash_json(&valkey, &key(HOLD_DID, "hold:crew"), STARRER).expect("crew");
-    assert_eq!((crew["role"].as_str(), crew["rkey"].as_str()), (Some("write"), Some("c1")));
+    assert_eq!(
+        (crew["role"].as_str(), crew["rkey"].as_str()),
+        (Some("write"), Some("c1"))
+    );
 
-    for (did, collection, rkey) in [(OWNER, PROFILE, "self"), (HOLD_DID, LAYER, "l1"), (OWNER, TAG, "t1")] {
+    for (did, collection, rkey) in [
+        (OWNER, PROFILE, "self"),
+        (HOLD_DID, LAYER, "l1"),
+        (OWNER, TAG, "t1"),
+    ] {
         let record = json_at(&valkey, &key(did, &format!("rec:{collection}:{rkey}")));
         assert_eq!(record["uri"], format!("at://{did}/{collection}/{rkey}"));
         assert_eq!(record["value"]["$type"], collection);
-        assert_class(&valkey, &key(did, &format!("rec:{collection}:{rkey}")), Some(HOUR));
+        assert_class(
+            &valkey,
+            &key(did, &format!("rec:{collection}:{rkey}")),
+            Some(HOUR),
+        );
     }
-    assert_eq!(valkey.exec(&["HGET", "atcr:meta", "schema"]).as_str(), Some("1"));
+    assert_eq!(
+        valkey.exec(&["HGET", "atcr:meta", "schema"]).as_str(),
+        Some("1")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,18 +362,82 @@ async fn updates_and_deletes_remove_everything_their_record_wrote() {
     let first_uri = at_uri(OWNER, MANIFEST, &first.rkey);
     let at = datetime(clock.peek());
     jetstream.push_all([
-        event_commit(OWNER, &mut clock, &revs.next(), "create", TAG, "t1", Some(tag("web", "latest", &first_uri, &at))),
-        event_commit(OWNER, &mut clock, &revs.next(), "create", TAG, "t2", Some(tag("web", "stable", &first_uri, &at))),
-        event_commit(STARRER, &mut clock, &revs.next(), "create", STAR, "s1", Some(star_old(OWNER, "web", &at))),
-        event_commit(HOLD_DID, &mut clock, &revs.next(), "create", CREW, "c1", Some(hold_crew(STARRER, "read", &at))),
-        event_commit(HOLD_DID, &mut clock, &revs.next(), "create", STATS, "st", Some(hold_stats(OWNER, "web", 1, 1, &at))),
-        event_commit(HOLD_DID, &mut clock, &revs.next(), "create", CAPTAIN, "self", Some(hold_captain(OWNER, false, &at))),
+        event_commit(
+            OWNER,
+            &mut clock,
+            &revs.next(),
+            "create",
+            TAG,
+            "t1",
+            Some(tag("web", "latest", &first_uri, &at)),
+        ),
+        event_commit(
+            OWNER,
+            &mut clock,
+            &revs.next(),
+            "create",
+            TAG,
+            "t2",
+            Some(tag("web", "stable", &first_uri, &at)),
+        ),
+        event_commit(
+            STARRER,
+            &mut clock,
+            &revs.next(),
+            "create",
+            STAR,
+            "s1",
+            Some(star_old(OWNER, "web", &at)),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "create",
+            CREW,
+            "c1",
+            Some(hold_crew(STARRER, "read", &at)),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "create",
+            STATS,
+            "st",
+            Some(hold_stats(OWNER, "web", 1, 1, &at)),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "create",
+            CAPTAIN,
+            "self",
+            Some(hold_captain(OWNER, false, &at)),
+        ),
     ]);
     // Updates: the crew role changes; the stable tag moves to the second manifest.
     let second_uri = at_uri(OWNER, MANIFEST, &second.rkey);
     jetstream.push_all([
-        event_commit(HOLD_DID, &mut clock, &revs.next(), "update", CREW, "c1", Some(hold_crew(STARRER, "admin", &at))),
-        event_commit(OWNER, &mut clock, &revs.next(), "update", TAG, "t2", Some(tag("web", "stable", &second_uri, &at))),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "update",
+            CREW,
+            "c1",
+            Some(hold_crew(STARRER, "admin", &at)),
+        ),
+        event_commit(
+            OWNER,
+            &mut clock,
+            &revs.next(),
+            "update",
+            TAG,
+            "t2",
+            Some(tag("web", "stable", &second_uri, &at)),
+        ),
     ]);
     // Deletes: the newest manifest, a tag, the star, the crew member, the stats, the captain.
     jetstream.push_all([
@@ -200,23 +452,55 @@ async fn updates_and_deletes_remove_everything_their_record_wrote() {
 
     let second_key = key(OWNER, &format!("manifest:{}", second.digest));
     for suffix in ["", ":layers"] {
-        assert!(!exists(&valkey, &format!("{second_key}{suffix}")), "{second_key}{suffix} remains");
+        assert!(
+            !exists(&valkey, &format!("{second_key}{suffix}")),
+            "{second_key}{suffix} remains"
+        );
     }
-    assert_eq!(zscore(&valkey, &key(OWNER, "repo:web:manifests"), &second.digest), None);
+    assert_eq!(
+        zscore(&valkey, &key(OWNER, "repo:web:manifests"), &second.digest),
+        None
+    );
     let first_ms = ms(&first.created_at);
-    assert_eq!(zscore(&valkey, &key(OWNER, "repos"), "web"), Some(first_ms), "score falls back");
-    assert_eq!(zscore(&valkey, "atcr:recent:pushes", &format!("{OWNER}/web")), Some(first_ms));
-    let annotations = valkey.exec(&["HGET", &key(OWNER, "repo:web:annotations"), "org.opencontainers.image.title"]);
-    assert_eq!(annotations.as_str(), Some("one"), "annotations recomputed from the newest left");
+    assert_eq!(
+        zscore(&valkey, &key(OWNER, "repos"), "web"),
+        Some(first_ms),
+        "score falls back"
+    );
+    assert_eq!(
+        zscore(&valkey, "atcr:recent:pushes", &format!("{OWNER}/web")),
+        Some(first_ms)
+    );
+    let annotations = valkey.exec(&[
+        "HGET",
+        &key(OWNER, "repo:web:annotations"),
+        "org.opencontainers.image.title",
+    ]);
+    assert_eq!(
+        annotations.as_str(),
+        Some("one"),
+        "annotations recomputed from the newest left"
+    );
 
     let tags = key(OWNER, "repo:web:tags");
-    assert!(hash_json(&valkey, &tags, "latest").is_none(), "deleted tag remains");
+    assert!(
+        hash_json(&valkey, &tags, "latest").is_none(),
+        "deleted tag remains"
+    );
     let stable = hash_json(&valkey, &tags, "stable").expect("stable stays");
     assert_eq!(stable["digest"], Value::Null, "its manifest was deleted");
     assert_eq!(stable["manifest"], second_uri.as_str());
 
-    assert_eq!(valkey.exec(&["ZCARD", &key(OWNER, "repo:web:stars")]).as_int(), Some(0));
-    assert_eq!(valkey.exec(&["ZCARD", &key(STARRER, "starred")]).as_int(), Some(0));
+    assert_eq!(
+        valkey
+            .exec(&["ZCARD", &key(OWNER, "repo:web:stars")])
+            .as_int(),
+        Some(0)
+    );
+    assert_eq!(
+        valkey.exec(&["ZCARD", &key(STARRER, "starred")]).as_int(),
+        Some(0)
+    );
     assert!(hash_json(&valkey, &key(HOLD_DID, "hold:crew"), STARRER).is_none());
     assert!(hash_json(&valkey, &key(OWNER, "repo:web:stats"), HOLD_DID).is_none());
     assert!(!exists(&valkey, &key(HOLD_DID, "hold:captain")));
@@ -237,14 +521,40 @@ async fn a_tag_before_its_manifest_gets_the_digest_when_the_manifest_arrives() {
     let rkey = digest_hex(&digest).to_owned();
     let uri = at_uri(OWNER, MANIFEST, &rkey);
     let at = datetime(clock.peek());
-    jetstream.push(event_commit(OWNER, &mut clock, &revs.next(), "create", TAG, "t1", Some(tag("web", "latest", &uri, &at))));
+    jetstream.push(event_commit(
+        OWNER,
+        &mut clock,
+        &revs.next(),
+        "create",
+        TAG,
+        "t1",
+        Some(tag("web", "latest", &uri, &at)),
+    ));
     index(&valkey, &jetstream).await;
     let before = hash_json(&valkey, &key(OWNER, "repo:web:tags"), "latest").expect("tag");
     assert_eq!(before["digest"], Value::Null);
-    assert_eq!(zscore(&valkey, &key(OWNER, "repos"), "web"), Some(0), "listed with score 0");
+    assert_eq!(
+        zscore(&valkey, &key(OWNER, "repos"), "web"),
+        Some(0),
+        "listed with score 0"
+    );
 
-    let record = manifest_image("web", &digest, &Descriptor::config("late"), &[Descriptor::layer("late")], &at);
-    jetstream.push(event_commit(OWNER, &mut clock, &revs.next(), "create", MANIFEST, &rkey, Some(record)));
+    let record = manifest_image(
+        "web",
+        &digest,
+        &Descriptor::config("late"),
+        &[Descriptor::layer("late")],
+        &at,
+    );
+    jetstream.push(event_commit(
+        OWNER,
+        &mut clock,
+        &revs.next(),
+        "create",
+        MANIFEST,
+        &rkey,
+        Some(record),
+    ));
     index(&valkey, &jetstream).await;
     let after = hash_json(&valkey, &key(OWNER, "repo:web:tags"), "latest").expect("tag");
     assert_eq!(after["digest"], digest.as_str());
@@ -259,29 +569,62 @@ async fn an_index_records_references_with_platforms_and_parents() {
     let amd = push(&jetstream, &mut clock, &mut revs, "web", "amd64");
     let arm = push(&jetstream, &mut clock, &mut revs, "web", "arm64");
     let child = |p: &Push, platform: Platform| {
-        (Descriptor { media_type: OCI_MANIFEST.into(), digest: p.digest.clone(), size: 500 }, platform)
+        (
+            Descriptor {
+                media_type: OCI_MANIFEST.into(),
+                digest: p.digest.clone(),
+                size: 500,
+            },
+            platform,
+        )
     };
-    let children = [child(&amd, Platform::linux_amd64()), child(&arm, Platform::linux_arm64())];
+    let children = [
+        child(&amd, Platform::linux_amd64()),
+        child(&arm, Platform::linux_arm64()),
+    ];
     let index_digest = digest("index");
     let at = datetime(clock.peek());
     let record = manifest_index("web", &index_digest, &children, &at);
     let index_rkey = digest_hex(&index_digest).to_owned();
-    jetstream.push(event_commit(OWNER, &mut clock, &revs.next(), "create", MANIFEST, &index_rkey, Some(record)));
+    jetstream.push(event_commit(
+        OWNER,
+        &mut clock,
+        &revs.next(),
+        "create",
+        MANIFEST,
+        &index_rkey,
+        Some(record),
+    ));
     index(&valkey, &jetstream).await;
 
-    let refs = json_at(&valkey, &key(OWNER, &format!("manifest:{index_digest}:refs")));
+    let refs = json_at(
+        &valkey,
+        &key(OWNER, &format!("manifest:{index_digest}:refs")),
+    );
     assert_eq!(refs[0]["digest"], amd.digest.as_str());
     assert_eq!(refs[1]["platform"]["architecture"], "arm64");
     assert_eq!(refs[1]["platform"]["os"], "linux");
     for child in [&amd, &arm] {
         let parents = key(OWNER, &format!("manifest:{}:parents", child.digest));
-        assert_eq!(valkey.exec(&["SMEMBERS", &parents]).strings(), vec![index_digest.clone()]);
+        assert_eq!(
+            valkey.exec(&["SMEMBERS", &parents]).strings(),
+            vec![index_digest.clone()]
+        );
         assert_class(&valkey, &parents, Some(DAY));
     }
 
-    jetstream.push(event_delete(OWNER, &mut clock, &revs.next(), MANIFEST, &index_rkey));
+    jetstream.push(event_delete(
+        OWNER,
+        &mut clock,
+        &revs.next(),
+        MANIFEST,
+        &index_rkey,
+    ));
     index(&valkey, &jetstream).await;
     for child in [&amd, &arm] {
-        assert!(!exists(&valkey, &key(OWNER, &format!("manifest:{}:parents", child.digest))));
+        assert!(!exists(
+            &valkey,
+            &key(OWNER, &format!("manifest:{}:parents", child.digest))
+        ));
     }
 }

@@ -17,19 +17,50 @@ use super::{Indexer, Slot, Step};
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum FollowUp {
     /// Add the starrer to the owner's repository star set.
-    StarAdd { owner: String, repository: String, starrer: String, score: String },
+    StarAdd {
+        owner: String,
+        repository: String,
+        starrer: String,
+        score: String,
+    },
     /// Remove the starrer from the owner's repository star set.
-    StarRemove { owner: String, repository: String, starrer: String },
+    StarRemove {
+        owner: String,
+        repository: String,
+        starrer: String,
+    },
     /// Set one hold's counts in the owner's repository stats.
-    StatsSet { owner: String, repository: String, hold: String, value: String },
+    StatsSet {
+        owner: String,
+        repository: String,
+        hold: String,
+        value: String,
+    },
     /// Remove one hold's counts from the owner's repository stats.
-    StatsRemove { owner: String, repository: String, hold: String },
+    StatsRemove {
+        owner: String,
+        repository: String,
+        hold: String,
+    },
     /// Set the scan summary of the owner's manifest.
-    ScanSet { owner: String, digest: String, hold: String, value: String },
+    ScanSet {
+        owner: String,
+        digest: String,
+        hold: String,
+        value: String,
+    },
     /// Remove the scan summary of the owner's manifest if this hold wrote it.
-    ScanRemove { owner: String, digest: String, hold: String },
+    ScanRemove {
+        owner: String,
+        digest: String,
+        hold: String,
+    },
     /// Move or remove `<did>/<repository>` in `recent:pushes`.
-    Recent { did: String, repository: String, score: Option<String> },
+    Recent {
+        did: String,
+        repository: String,
+        score: Option<String>,
+    },
 }
 
 impl Indexer {
@@ -38,7 +69,12 @@ impl Indexer {
         let keys = self.keys();
         let ttl = self.ttl();
         match follow {
-            FollowUp::StarAdd { owner, repository, starrer, score } => self.owner_step(
+            FollowUp::StarAdd {
+                owner,
+                repository,
+                starrer,
+                score,
+            } => self.owner_step(
                 owner,
                 Op::Zadd {
                     key: keys.repo(owner, repository, "stars"),
@@ -48,11 +84,23 @@ impl Indexer {
                     ttl: ttl.aggregate,
                 },
             ),
-            FollowUp::StarRemove { owner, repository, starrer } => self.owner_step(
+            FollowUp::StarRemove {
                 owner,
-                Op::Zrem { key: keys.repo(owner, repository, "stars"), member: starrer.clone() },
+                repository,
+                starrer,
+            } => self.owner_step(
+                owner,
+                Op::Zrem {
+                    key: keys.repo(owner, repository, "stars"),
+                    member: starrer.clone(),
+                },
             ),
-            FollowUp::StatsSet { owner, repository, hold, value } => self.owner_step(
+            FollowUp::StatsSet {
+                owner,
+                repository,
+                hold,
+                value,
+            } => self.owner_step(
                 owner,
                 Op::Hset {
                     key: keys.repo(owner, repository, "stats"),
@@ -61,11 +109,23 @@ impl Indexer {
                     ttl: ttl.aggregate,
                 },
             ),
-            FollowUp::StatsRemove { owner, repository, hold } => self.owner_step(
+            FollowUp::StatsRemove {
                 owner,
-                Op::Hdel { key: keys.repo(owner, repository, "stats"), field: hold.clone() },
+                repository,
+                hold,
+            } => self.owner_step(
+                owner,
+                Op::Hdel {
+                    key: keys.repo(owner, repository, "stats"),
+                    field: hold.clone(),
+                },
             ),
-            FollowUp::ScanSet { owner, digest, value, .. } => self.owner_step(
+            FollowUp::ScanSet {
+                owner,
+                digest,
+                value,
+                ..
+            } => self.owner_step(
                 owner,
                 Op::Set {
                     key: keys.manifest(owner, digest, ":scan"),
@@ -73,7 +133,11 @@ impl Indexer {
                     ttl: ttl.record,
                 },
             ),
-            FollowUp::ScanRemove { owner, digest, hold } => self.owner_step(
+            FollowUp::ScanRemove {
+                owner,
+                digest,
+                hold,
+            } => self.owner_step(
                 owner,
                 Op::DelIf {
                     key: keys.manifest(owner, digest, ":scan"),
@@ -81,7 +145,11 @@ impl Indexer {
                     equals: hold.clone(),
                 },
             ),
-            FollowUp::Recent { did, repository, score } => self.recent_step(did, repository, score.clone()),
+            FollowUp::Recent {
+                did,
+                repository,
+                score,
+            } => self.recent_step(did, repository, score.clone()),
         }
     }
 
@@ -109,8 +177,16 @@ impl Indexer {
             score,
             keep: self.recent_keep(),
         };
-        let program =
-            Program { base: String::new(), did: String::new(), guard: None, ops: vec![op], ttl: self.ttl() };
-        Step { slot: Slot::Global, program }
+        let program = Program {
+            base: String::new(),
+            did: String::new(),
+            guard: None,
+            ops: vec![op],
+            ttl: self.ttl(),
+        };
+        Step {
+            slot: Slot::Global,
+            program,
+        }
     }
 }

@@ -13,7 +13,9 @@ pub struct Keys {
 impl Keys {
     /// Keys under `prefix` (validated by the configuration: no braces, no colons).
     pub fn new(prefix: &str) -> Keys {
-        Keys { prefix: prefix.to_owned() }
+        Keys {
+            prefix: prefix.to_owned(),
+        }
     }
 
     /// The prefix itself.
@@ -91,7 +93,10 @@ mod tests {
     #[test]
     fn account_keys_share_the_hash_tag() {
         let keys = Keys::new("atcr");
-        assert_eq!(keys.user(DID), "atcr:{did:plc:aaaaaaaaaaaaaaaaaaaaaaaa}:user");
+        assert_eq!(
+            keys.user(DID),
+            "atcr:{did:plc:aaaaaaaaaaaaaaaaaaaaaaaa}:user"
+        );
         assert_eq!(
             keys.record(DID, "io.atcr.tag", "3mg"),
             "atcr:{did:plc:aaaaaaaaaaaaaaaaaaaaaaaa}:rec:io.atcr.tag:3mg"

@@ -146,7 +146,11 @@ struct Derived {
 impl Indexer {
     /// An indexer writing under `prefix` with the given expiries.
     pub fn new(prefix: &str, ttl: TtlSecs, recent_keep: u64) -> Indexer {
-        Indexer { keys: Keys::new(prefix), ttl, recent_keep }
+        Indexer {
+            keys: Keys::new(prefix),
+            ttl,
+            recent_keep,
+        }
     }
 
     /// The key names it uses.
@@ -192,7 +196,9 @@ impl Indexer {
                 field: "record",
                 detail: error.to_string(),
             })
-            .and_then(|value| records::validate(&event.did, &commit.collection, &commit.rkey, &value));
+            .and_then(|value| {
+                records::validate(&event.did, &commit.collection, &commit.rkey, &value)
+            });
         match validated {
             Ok(valid) => {
                 plan.outcome = Outcome::Put;
@@ -217,7 +223,9 @@ impl Indexer {
             ttl: self.ttl.tombstone,
         }];
         if commit.collection == nsid::CAPTAIN {
-            ops.push(Op::Del { key: self.keys.hold(did, "captain") });
+            ops.push(Op::Del {
+                key: self.keys.hold(did, "captain"),
+            });
         }
         plan.follows_unknown_slot =
             [nsid::STAR, nsid::STATS, nsid::SCAN].contains(&commit.collection.as_str());
@@ -228,18 +236,40 @@ impl Indexer {
         plan
     }
 
-    fn put(&self, mut plan: Plan, event: &Event, commit: &Commit, record: Record, raw: &str) -> Plan {
+    fn put(
+        &self,
+        mut plan: Plan,
+        event: &Event,
+        commit: &Commit,
+        record: Record,
+        raw: &str,
+    ) -> Plan {
         let did = event.did.as_str();
-        let pending = |kind| (event.clone(), commit.rev.clone(), raw.to_owned(), commit.cid.clone(), kind);
+        let pending = |kind| {
+            (
+                event.clone(),
+                commit.rev.clone(),
+                raw.to_owned(),
+                commit.cid.clone(),
+                kind,
+            )
+        };
         match record {
             Record::Star(star) => {
                 let owner = star.owner.clone();
                 plan.follow_slots.push(Slot::Account(owner.clone()));
                 if let StarSubject::Page { rkey } = &star.subject {
-                    plan.resolve = Some(self.step(&owner, None, vec![Op::ResolvePage { rkey: rkey.clone() }]));
+                    plan.resolve =
+                        Some(self.step(&owner, None, vec![Op::ResolvePage { rkey: rkey.clone() }]));
                 }
                 let (event, commit_rev, raw, cid, ()) = pending(());
-                let pending = PendingStar { event, commit_rev, star, raw, cid };
+                let pending = PendingStar {
+                    event,
+                    commit_rev,
+                    star,
+                    raw,
+                    cid,
+                };
                 plan.main = match plan.resolve {
                     Some(_) => Main::Star(Box::new(pending)),
                     None => Main::Ready(self.complete_star(&pending, None)),
@@ -248,10 +278,19 @@ impl Indexer {
             Record::Scan(scan) => {
                 plan.follow_slots.push(Slot::Account(scan.owner.clone()));
                 let fallback = digest_from_hex(&commit.rkey);
-                let resolve = Op::ResolveManifest { rkey: scan.manifest_rkey.clone(), fallback };
+                let resolve = Op::ResolveManifest {
+                    rkey: scan.manifest_rkey.clone(),
+                    fallback,
+                };
                 plan.resolve = Some(self.step(&scan.owner, None, vec![resolve]));
                 let (event, commit_rev, raw, cid, ()) = pending(());
-                plan.main = Main::Scan(Box::new(PendingScan { event, commit_rev, scan, raw, cid }));
+                plan.main = Main::Scan(Box::new(PendingScan {
+                    event,
+                    commit_rev,
+                    scan,
+                    raw,
+                    cid,
+                }));
             }
             record => {
                 let derived = self.derive(did, commit, &record);
@@ -266,7 +305,13 @@ impl Indexer {
     /// Builds a star's main step once its repository name is known (`None`: the record names
     /// it, or the resolve step found nothing and the page rkey is the name).
     pub fn complete_star(&self, pending: &PendingStar, resolved: Option<&str>) -> Step {
-        let PendingStar { event, commit_rev, star, raw, cid } = pending;
+        let PendingStar {
+            event,
+            commit_rev,
+            star,
+            raw,
+            cid,
+        } = pending;
         let repository = match (&star.subject, resolved) {
             (_, Some(name)) => name.to_owned(),
             (StarSubject::Repository(name), None) | (StarSubject::Page { rkey: name }, None) => {
@@ -304,7 +349,13 @@ impl Indexer {
     /// Builds a scan's main step once the scanned manifest's digest is known (`None`: neither
     /// the owner's locator nor the record key names it; the record is cached, nothing derived).
     pub fn complete_scan(&self, pending: &PendingScan, digest: Option<&str>) -> Step {
-        let PendingScan { event, commit_rev, scan, raw, cid } = pending;
+        let PendingScan {
+            event,
+            commit_rev,
+            scan,
+            raw,
+            cid,
+        } = pending;
         let commit = rebuilt_commit(event, commit_rev, nsid::SCAN, cid);
         let did = &event.did;
         let mut ops = Vec::new();
@@ -390,8 +441,13 @@ impl Indexer {
                 rkey: commit.rkey.clone(),
                 digest: Some(digest.clone()),
             },
-            Op::RecomputeAnnotations { repository: repo.clone() },
-            Op::RefreshRepo { repository: repo.clone(), recent: true },
+            Op::RecomputeAnnotations {
+                repository: repo.clone(),
+            },
+            Op::RefreshRepo {
+                repository: repo.clone(),
+                recent: true,
+            },
         ]);
         ops
     }
@@ -488,7 +544,9 @@ impl Indexer {
     fn with_record(&self, mut ops: Vec<Op>, event: &Event, commit: &Commit, raw: &str) -> Vec<Op> {
         let uri = at_uri(&event.did, commit);
         ops.push(Op::Set {
-            key: self.keys.record(&event.did, &commit.collection, &commit.rkey),
+            key: self
+                .keys
+                .record(&event.did, &commit.collection, &commit.rkey),
             value: render::record(&uri, commit.cid.as_deref(), &commit.rev, event.time_us, raw),
             ttl: self.ttl.record,
         });
@@ -521,7 +579,10 @@ impl Indexer {
 }
 
 fn guard(keys: &Keys, did: &str, commit: &Commit) -> Guard {
-    Guard { key: keys.record(did, &commit.collection, &commit.rkey), rev: commit.rev.clone() }
+    Guard {
+        key: keys.record(did, &commit.collection, &commit.rkey),
+        rev: commit.rev.clone(),
+    }
 }
 
 fn at_uri(did: &str, commit: &Commit) -> String {
@@ -565,7 +626,11 @@ pub fn collection_label(collection: &str) -> &'static str {
         nsid::SCAN,
         "io.atcr.hold",
     ];
-    KNOWN.iter().find(|known| **known == collection).copied().unwrap_or("other")
+    KNOWN
+        .iter()
+        .find(|known| **known == collection)
+        .copied()
+        .unwrap_or("other")
 }
 
 #[cfg(test)]

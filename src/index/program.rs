@@ -53,14 +53,33 @@ pub struct TtlSecs {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// `SET key value`, then the expiry.
-    Set { key: String, value: String, ttl: u64 },
+    Set {
+        key: String,
+        value: String,
+        ttl: u64,
+    },
     /// `HSET key field value`, then the expiry of the whole hash.
-    Hset { key: String, field: String, value: String, ttl: u64 },
+    Hset {
+        key: String,
+        field: String,
+        value: String,
+        ttl: u64,
+    },
     /// `ZADD key score member` (`NX` when `only_new`), then the expiry. Scores travel as
     /// text so that Lua, whose numbers are doubles printed with 14 digits, never rounds them.
-    Zadd { key: String, member: String, score: String, only_new: bool, ttl: u64 },
+    Zadd {
+        key: String,
+        member: String,
+        score: String,
+        only_new: bool,
+        ttl: u64,
+    },
     /// `SADD key member`, then the expiry.
-    Sadd { key: String, member: String, ttl: u64 },
+    Sadd {
+        key: String,
+        member: String,
+        ttl: u64,
+    },
     /// `DEL key`.
     Del { key: String },
     /// `HDEL key field`.
@@ -68,18 +87,36 @@ pub enum Op {
     /// `ZREM key member`.
     Zrem { key: String, member: String },
     /// Deletes a JSON string key only while its field `json_field` equals `equals`.
-    DelIf { key: String, json_field: String, equals: String },
+    DelIf {
+        key: String,
+        json_field: String,
+        equals: String,
+    },
     /// Removes what the record at `rkey` produced before, found through its locator, unless the
     /// locator equals `keep` (the new one); cross-slot removals become follow-ups.
-    Unlocate { collection: String, rkey: String, keep: Option<String> },
+    Unlocate {
+        collection: String,
+        rkey: String,
+        keep: Option<String>,
+    },
     /// Unlocates, drops the locator, and stores the tombstone `head` (a JSON object without
     /// its closing brace) with the old locator appended as `located`.
-    Tombstone { key: String, head: String, collection: String, rkey: String, ttl: u64 },
+    Tombstone {
+        key: String,
+        head: String,
+        collection: String,
+        rkey: String,
+        ttl: u64,
+    },
     /// Writes a tag whose digest is resolved on the server (see `docs/keys.md`).
     TagPut(TagPut),
     /// Points the tags of `repository` that name the manifest at `rkey` at `digest`, or back at
     /// their own `manifestDigest` when `digest` is absent.
-    ManifestTags { repository: String, rkey: String, digest: Option<String> },
+    ManifestTags {
+        repository: String,
+        rkey: String,
+        digest: Option<String>,
+    },
     /// Recomputes the repository annotations from its newest manifest that has any.
     RecomputeAnnotations { repository: String },
     /// Recomputes the repository's score in `repos`, or removes it when nothing is left; with
@@ -90,9 +127,17 @@ pub enum Op {
     /// Answers the repository name of the page at `rkey`: the page locator's, else the rkey.
     ResolvePage { rkey: String },
     /// Answers the digest of the manifest at `rkey`: its locator's, else `fallback`.
-    ResolveManifest { rkey: String, fallback: Option<String> },
+    ResolveManifest {
+        rkey: String,
+        fallback: Option<String>,
+    },
     /// Updates `recent:pushes`: adds or moves `member`, or removes it; trims to `keep`.
-    Recent { key: String, member: String, score: Option<String>, keep: u64 },
+    Recent {
+        key: String,
+        member: String,
+        score: Option<String>,
+        keep: u64,
+    },
 }
 
 /// A tag entry: `{"digest":…` + `tail`, with the digest found through the manifest locator.

@@ -25,7 +25,11 @@ pub fn record(uri: &str, cid: Option<&str>, rev: &str, time_us: i64, raw: &str) 
 
 /// The tombstone without its closing brace: the script appends the old locator.
 pub fn tombstone_head(uri: &str, rev: &str, time_us: i64) -> String {
-    format!(r#"{{"uri":{},"rev":{},"time_us":{time_us},"deleted":true"#, json(uri), json(rev))
+    format!(
+        r#"{{"uri":{},"rev":{},"time_us":{time_us},"deleted":true"#,
+        json(uri),
+        json(rev)
+    )
 }
 
 #[derive(Serialize)]
@@ -48,7 +52,11 @@ struct ManifestEntry<'a> {
 
 /// `P:{D}:manifest:<digest>`.
 pub fn manifest(manifest: &Manifest, rkey: &str, cid: Option<&str>) -> String {
-    let endpoint = manifest.hold_did.is_none().then_some(()).and(manifest.hold_endpoint.as_deref());
+    let endpoint = manifest
+        .hold_did
+        .is_none()
+        .then_some(())
+        .and(manifest.hold_endpoint.as_deref());
     json(&ManifestEntry {
         repository: &manifest.repository,
         digest: &manifest.digest,
@@ -217,8 +225,10 @@ pub fn scan(scan: &Scan, hold: &str) -> String {
 
 /// A locator: a JSON object of string fields in the given order.
 pub fn locator(fields: &[(&str, &str)]) -> String {
-    let body: Vec<String> =
-        fields.iter().map(|(name, value)| format!("{}:{}", json(*name), json(*value))).collect();
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| format!("{}:{}", json(*name), json(*value)))
+        .collect();
     format!("{{{}}}", body.join(","))
 }
 
@@ -229,7 +239,10 @@ mod tests {
     #[test]
     fn record_keeps_the_raw_value() {
         let value = record("at://d/c/k", None, "3mg", 7, r#"{"a": 1}"#);
-        assert_eq!(value, r#"{"uri":"at://d/c/k","cid":null,"rev":"3mg","time_us":7,"value":{"a": 1}}"#);
+        assert_eq!(
+            value,
+            r#"{"uri":"at://d/c/k","cid":null,"rev":"3mg","time_us":7,"value":{"a": 1}}"#
+        );
     }
 
     #[test]

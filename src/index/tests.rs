@@ -7,7 +7,12 @@ const OWNER: &str = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
 const OTHER: &str = "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb";
 const HOLD: &str = "did:web:hold01.atcr.io";
 const REV: &str = "3mg3ghvwbz225";
-const TTL: TtlSecs = TtlSecs { record: 3600, index: 86400, aggregate: 0, tombstone: 172800 };
+const TTL: TtlSecs = TtlSecs {
+    record: 3600,
+    index: 86400,
+    aggregate: 0,
+    tombstone: 172800,
+};
 
 fn digest(fill: char) -> String {
     format!("sha256:{}", fill.to_string().repeat(64))
@@ -71,12 +76,21 @@ fn set_value<'a>(step: &'a Step, key: &str) -> &'a str {
 
 #[test]
 fn an_image_manifest_writes_entry_layers_list_locator_and_record() {
-    let plan = indexer().plan(&commit(OWNER, "create", nsid::MANIFEST, "aaaa", image("web")));
+    let plan = indexer().plan(&commit(
+        OWNER,
+        "create",
+        nsid::MANIFEST,
+        "aaaa",
+        image("web"),
+    ));
     assert_eq!(plan.outcome, Outcome::Put);
     let step = ready(&plan);
     assert_eq!(step.slot, Slot::Account(OWNER.into()));
     let guard = step.program.guard.as_ref().expect("guarded");
-    assert_eq!(guard.key, format!("atcr:{{{OWNER}}}:rec:io.atcr.manifest:aaaa"));
+    assert_eq!(
+        guard.key,
+        format!("atcr:{{{OWNER}}}:rec:io.atcr.manifest:aaaa")
+    );
     let entry: serde_json::Value = serde_json::from_str(set_value(
         step,
         &format!("atcr:{{{OWNER}}}:manifest:{}", digest('a')),
@@ -86,11 +100,20 @@ fn an_image_manifest_writes_entry_layers_list_locator_and_record() {
     assert_eq!(entry["holdDid"], HOLD);
     assert_eq!(entry["config"]["size"], 7);
     assert_eq!(entry["subject"], serde_json::Value::Null);
-    assert_eq!(entry["annotations"]["org.opencontainers.image.title"], "web");
-    let layers = set_value(step, &format!("atcr:{{{OWNER}}}:manifest:{}:layers", digest('a')));
+    assert_eq!(
+        entry["annotations"]["org.opencontainers.image.title"],
+        "web"
+    );
+    let layers = set_value(
+        step,
+        &format!("atcr:{{{OWNER}}}:manifest:{}:layers", digest('a')),
+    );
     assert_eq!(
         layers,
-        format!(r#"[{{"digest":"{}","size":10,"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip"}}]"#, digest('1'))
+        format!(
+            r#"[{{"digest":"{}","size":10,"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip"}}]"#,
+            digest('1')
+        )
     );
     assert!(op_named(step, "zadd").iter().any(|op| matches!(op,
         Op::Zadd { key, score, ttl: 86400, .. }
@@ -111,7 +134,10 @@ fn an_index_lists_references_and_parents() {
     ]);
     let plan = indexer().plan(&commit(OWNER, "create", nsid::MANIFEST, "aaaa", record));
     let step = ready(&plan);
-    let refs = set_value(step, &format!("atcr:{{{OWNER}}}:manifest:{}:refs", digest('a')));
+    let refs = set_value(
+        step,
+        &format!("atcr:{{{OWNER}}}:manifest:{}:refs", digest('a')),
+    );
     let refs: serde_json::Value = serde_json::from_str(refs).expect("JSON");
     assert_eq!(refs[0]["platform"]["architecture"], "arm64");
     assert_eq!(refs[0]["platform"]["osVersion"], serde_json::Value::Null);
@@ -127,7 +153,9 @@ fn a_tag_resolves_its_digest_through_the_manifest_rkey() {
         "manifest": uri, "updatedAt": "2026-03-02T14:07:34Z"});
     let plan = indexer().plan(&commit(OWNER, "create", nsid::TAG, "3mg3ghvwazs2f", record));
     let puts = op_named(ready(&plan), "tag_put");
-    let Op::TagPut(put) = puts[0] else { panic!("not a tag put") };
+    let Op::TagPut(put) = puts[0] else {
+        panic!("not a tag put")
+    };
     assert_eq!(put.manifest_rkey.as_deref(), Some("aaaa"));
     assert_eq!(put.fallback, None);
     let entry: serde_json::Value =
@@ -141,7 +169,9 @@ fn a_legacy_tag_falls_back_to_its_manifest_digest() {
     let record = serde_json::json!({"$type": "io.atcr.tag", "repository": "web", "tag": "v1",
         "manifestDigest": digest('a'), "createdAt": "2025-12-02T14:07:34Z"});
     let plan = indexer().plan(&commit(OWNER, "create", nsid::TAG, "t1", record));
-    let Op::TagPut(put) = op_named(ready(&plan), "tag_put")[0] else { panic!("no tag put") };
+    let Op::TagPut(put) = op_named(ready(&plan), "tag_put")[0] else {
+        panic!("no tag put")
+    };
     assert_eq!(put.fallback, Some(digest('a')));
     assert!(put.tail.contains(r#""updatedAt":"2025-12-02T14:07:34Z""#));
 }
@@ -154,13 +184,20 @@ fn a_star_on_a_page_resolves_the_name_in_the_owner_slot_first() {
     let plan = indexer.plan(&commit(OTHER, "create", nsid::STAR, "s1", record));
     let resolve = plan.resolve.as_ref().expect("resolve step");
     assert_eq!(resolve.slot, Slot::Account(OWNER.into()));
-    assert_eq!(resolve.program.ops, vec![Op::ResolvePage { rkey: "web".into() }]);
-    let Main::Star(pending) = &plan.main else { panic!("pending star") };
+    assert_eq!(
+        resolve.program.ops,
+        vec![Op::ResolvePage { rkey: "web".into() }]
+    );
+    let Main::Star(pending) = &plan.main else {
+        panic!("pending star")
+    };
     let step = indexer.complete_star(pending, Some("team/web"));
     assert_eq!(step.slot, Slot::Account(OTHER.into()));
     assert!(op_named(&step, "zadd").iter().any(|op| matches!(op,
         Op::Zadd { member, ttl: 0, .. } if *member == format!("{OWNER}/team/web"))));
-    let Op::Emit { follow } = op_named(&step, "emit")[0] else { panic!("no emit") };
+    let Op::Emit { follow } = op_named(&step, "emit")[0] else {
+        panic!("no emit")
+    };
     assert_eq!(follow["op"], "star_add");
     assert_eq!(follow["repository"], "team/web");
     assert_eq!(plan.follow_slots, vec![Slot::Account(OWNER.into())]);
@@ -172,9 +209,16 @@ fn a_star_whose_page_key_is_no_repository_name_is_only_cached() {
         "subject": format!("at://{OWNER}/io.atcr.repo.page/Web:X"), "createdAt": "2026-03-02T14:07:34Z"});
     let indexer = indexer();
     let plan = indexer.plan(&commit(OTHER, "create", nsid::STAR, "s1", record));
-    let Main::Star(pending) = &plan.main else { panic!("pending star") };
+    let Main::Star(pending) = &plan.main else {
+        panic!("pending star")
+    };
     let step = indexer.complete_star(pending, None);
-    assert_eq!(step.program.ops.len(), 1, "only the record: {:?}", step.program.ops);
+    assert_eq!(
+        step.program.ops.len(),
+        1,
+        "only the record: {:?}",
+        step.program.ops
+    );
 }
 
 #[test]
@@ -188,14 +232,22 @@ fn an_old_star_subject_needs_no_resolve_step() {
 
 #[test]
 fn deletes_leave_a_tombstone_and_star_deletes_end_a_batch_group() {
-    let plan = indexer().plan(&commit(OTHER, "delete", nsid::STAR, "s1", serde_json::Value::Null));
+    let plan = indexer().plan(&commit(
+        OTHER,
+        "delete",
+        nsid::STAR,
+        "s1",
+        serde_json::Value::Null,
+    ));
     assert_eq!(plan.outcome, Outcome::Delete);
     assert!(plan.follows_unknown_slot);
     let Op::Tombstone { head, ttl, .. } = &ready(&plan).program.ops[0] else {
         panic!("no tombstone")
     };
     assert_eq!(*ttl, 172800);
-    assert!(head.starts_with(&format!(r#"{{"uri":"at://{OTHER}/io.atcr.sailor.star/s1","rev":"{REV}""#)));
+    assert!(head.starts_with(&format!(
+        r#"{{"uri":"at://{OTHER}/io.atcr.sailor.star/s1","rev":"{REV}""#
+    )));
 }
 
 #[test]
@@ -203,11 +255,16 @@ fn an_invalid_record_is_applied_as_a_delete_at_its_rev() {
     let mut record = image("web");
     record["digest"] = "sha256:UPPER".into();
     let plan = indexer().plan(&commit(OWNER, "update", nsid::MANIFEST, "aaaa", record));
-    let Outcome::Rejected(rejection) = &plan.outcome else { panic!("not rejected") };
+    let Outcome::Rejected(rejection) = &plan.outcome else {
+        panic!("not rejected")
+    };
     assert_eq!(rejection.reason, Reason::Digest);
     let step = ready(&plan);
     assert!(matches!(step.program.ops[0], Op::Tombstone { .. }));
-    assert_eq!(step.program.guard.as_ref().map(|guard| guard.rev.as_str()), Some(REV));
+    assert_eq!(
+        step.program.guard.as_ref().map(|guard| guard.rev.as_str()),
+        Some(REV)
+    );
 }
 
 #[test]
@@ -222,11 +279,18 @@ fn a_scan_resolves_its_digest_with_the_key_as_fallback() {
     let resolve = plan.resolve.as_ref().expect("resolve");
     assert_eq!(
         resolve.program.ops,
-        vec![Op::ResolveManifest { rkey: hex.clone(), fallback: Some(digest('b')) }]
+        vec![Op::ResolveManifest {
+            rkey: hex.clone(),
+            fallback: Some(digest('b'))
+        }]
     );
-    let Main::Scan(pending) = &plan.main else { panic!("pending scan") };
+    let Main::Scan(pending) = &plan.main else {
+        panic!("pending scan")
+    };
     let step = indexer.complete_scan(pending, Some(&digest('b')));
-    let Op::Emit { follow } = op_named(&step, "emit")[0] else { panic!("no emit") };
+    let Op::Emit { follow } = op_named(&step, "emit")[0] else {
+        panic!("no emit")
+    };
     let value: serde_json::Value =
         serde_json::from_str(follow["value"].as_str().expect("text")).expect("JSON");
     assert_eq!(value["hold"], HOLD);
@@ -244,11 +308,20 @@ fn identity_and_account_events_write_nothing_yet() {
 #[test]
 fn unknown_collections_are_cached_raw_with_a_bounded_label() {
     let record = serde_json::json!({"$type": "io.atcr.future.thing", "x": "y"});
-    let plan = indexer().plan(&commit(OWNER, "create", "io.atcr.future.thing", "k", record));
+    let plan = indexer().plan(&commit(
+        OWNER,
+        "create",
+        "io.atcr.future.thing",
+        "k",
+        record,
+    ));
     assert_eq!(plan.collection, "other");
     let step = ready(&plan);
     assert_eq!(step.program.ops.len(), 1);
-    let record = set_value(step, &format!("atcr:{{{OWNER}}}:rec:io.atcr.future.thing:k"));
+    let record = set_value(
+        step,
+        &format!("atcr:{{{OWNER}}}:rec:io.atcr.future.thing:k"),
+    );
     assert!(record.ends_with(r#""value":{"$type":"io.atcr.future.thing","x":"y"}}"#));
 }
 

@@ -76,12 +76,17 @@ impl Dictionary {
     /// Loads and checks a dictionary file.
     pub fn load(path: &Path, sha256: Option<&str>) -> Result<Dictionary, DictionaryError> {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path)
-            .map_err(|source| DictionaryError::Read { path: shown.clone(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| DictionaryError::Read {
+            path: shown.clone(),
+            source,
+        })?;
         if let Some(expected) = sha256 {
             let actual = hex(&Sha256::digest(&bytes));
             if !actual.eq_ignore_ascii_case(expected) {
-                return Err(DictionaryError::Checksum { expected: expected.to_owned(), actual });
+                return Err(DictionaryError::Checksum {
+                    expected: expected.to_owned(),
+                    actual,
+                });
             }
         }
         Dictionary::from_bytes(&bytes).ok_or(DictionaryError::Magic(shown))
@@ -93,7 +98,10 @@ impl Dictionary {
             return None;
         }
         let id = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-        Some(Dictionary { id, prepared: DecoderDictionary::copy(bytes) })
+        Some(Dictionary {
+            id,
+            prepared: DecoderDictionary::copy(bytes),
+        })
     }
 
     /// The dictionary ID every frame must name.
@@ -111,7 +119,10 @@ pub struct FrameDecoder<'d> {
 
 impl<'d> FrameDecoder<'d> {
     /// A decoder with an optional dictionary and a cap on one frame's JSON size.
-    pub fn new(dictionary: Option<&'d Dictionary>, cap: usize) -> std::io::Result<FrameDecoder<'d>> {
+    pub fn new(
+        dictionary: Option<&'d Dictionary>,
+        cap: usize,
+    ) -> std::io::Result<FrameDecoder<'d>> {
         let dictionary = match dictionary {
             Some(dictionary) => {
                 let decompressor = Decompressor::with_prepared_dictionary(&dictionary.prepared)?;
@@ -119,7 +130,11 @@ impl<'d> FrameDecoder<'d> {
             }
             None => None,
         };
-        Ok(FrameDecoder { dictionary, cap, buffer: Vec::new() })
+        Ok(FrameDecoder {
+            dictionary,
+            cap,
+            buffer: Vec::new(),
+        })
     }
 
     /// The JSON of one binary frame.
@@ -127,7 +142,8 @@ impl<'d> FrameDecoder<'d> {
         let Some((dictionary, decompressor)) = self.dictionary.as_mut() else {
             return Err(FrameError::Unexpected);
         };
-        if zstd::zstd_safe::get_dict_id_from_frame(frame).map(|id| id.get()) != Some(dictionary.id) {
+        if zstd::zstd_safe::get_dict_id_from_frame(frame).map(|id| id.get()) != Some(dictionary.id)
+        {
             return Err(FrameError::Dictionary);
         }
         self.buffer.clear();
@@ -173,7 +189,8 @@ mod tests {
     fn round_trips_a_frame_and_reuses_the_buffer() {
         let bytes = trained();
         let dictionary = Dictionary::from_bytes(&bytes).expect("structured dictionary");
-        let mut compressor = zstd::bulk::Compressor::with_dictionary(3, &bytes).expect("compressor");
+        let mut compressor =
+            zstd::bulk::Compressor::with_dictionary(3, &bytes).expect("compressor");
         let mut decoder = FrameDecoder::new(Some(&dictionary), 1 << 16).expect("decoder");
         for text in [r#"{"a":1}"#, r#"{"b":"two"}"#] {
             let frame = compressor.compress(text.as_bytes()).expect("compress");
@@ -185,11 +202,17 @@ mod tests {
     fn a_bomb_stops_at_the_cap() {
         let bytes = trained();
         let dictionary = Dictionary::from_bytes(&bytes).expect("structured dictionary");
-        let mut compressor = zstd::bulk::Compressor::with_dictionary(3, &bytes).expect("compressor");
-        let frame = compressor.compress(&vec![b' '; 10 << 20]).expect("compress");
+        let mut compressor =
+            zstd::bulk::Compressor::with_dictionary(3, &bytes).expect("compressor");
+        let frame = compressor
+            .compress(&vec![b' '; 10 << 20])
+            .expect("compress");
         let mut decoder = FrameDecoder::new(Some(&dictionary), 1 << 16).expect("decoder");
         assert_eq!(decoder.binary(&frame), Err(FrameError::Decompress));
-        assert!(decoder.buffer.capacity() < 1 << 20, "the cap bounds the buffer");
+        assert!(
+            decoder.buffer.capacity() < 1 << 20,
+            "the cap bounds the buffer"
+        );
     }
 
     #[test]
@@ -207,10 +230,14 @@ mod tests {
     fn a_truncated_frame_is_refused() {
         let bytes = trained();
         let dictionary = Dictionary::from_bytes(&bytes).expect("dictionary");
-        let mut compressor = zstd::bulk::Compressor::with_dictionary(3, &bytes).expect("compressor");
+        let mut compressor =
+            zstd::bulk::Compressor::with_dictionary(3, &bytes).expect("compressor");
         let frame = compressor.compress(&[b'x'; 5000]).expect("compress");
         let mut decoder = FrameDecoder::new(Some(&dictionary), 1 << 16).expect("decoder");
-        assert_eq!(decoder.binary(&frame[..frame.len() - 3]), Err(FrameError::Decompress));
+        assert_eq!(
+            decoder.binary(&frame[..frame.len() - 3]),
+            Err(FrameError::Decompress)
+        );
     }
 
     #[test]

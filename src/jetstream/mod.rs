@@ -8,6 +8,7 @@
 
 pub mod frame;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -21,7 +22,7 @@ use url::Url;
 
 use crate::config::JetstreamSettings;
 use crate::event;
-use crate::index::{Indexer, Plan};
+use crate::index::{Indexer, Outcome, Plan};
 use crate::metrics;
 use frame::{Dictionary, FrameDecoder};
 
@@ -68,17 +69,21 @@ impl Ended {
     }
 }
 
+/// How often the reader logs its summary of bad input (also at every disconnect).
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Reads Jetstream until cancelled.
 pub struct Reader {
     settings: JetstreamSettings,
     rewind: Duration,
     failover_rewind: Duration,
     allow_localhost: bool,
-    dictionary: Option<Dictionary>,
+    dictionary: Option<std::sync::Arc<Dictionary>>,
     indexer: Indexer,
     items: mpsc::Sender<Item>,
     replay: watch::Receiver<u64>,
     cancel: CancellationToken,
+    bad_input: BTreeMap<&'static str, u64>,
 }
 
 /// The reader's progress across connections.
@@ -107,18 +112,24 @@ impl Reader {
             rewind,
             failover_rewind,
             allow_localhost,
-            dictionary,
+            dictionary: dictionary.map(std::sync::Arc::new),
             indexer,
             items,
             replay,
             cancel,
+            bad_input: BTreeMap::new(),
         }
     }
 
     /// Runs until cancelled, starting at `start` on host `host`.
     pub async fn run(mut self, start: Start, host: usize) {
         let epoch = *self.replay.borrow_and_update();
-        let mut position = Position { host, start, last_time_us: None, epoch };
+        let mut position = Position {
+            host,
+            start,
+            last_time_us: None,
+            epoch,
+        };
         let mut backoff = self.backoff();
         while !self.cancel.is_cancelled() {
             let (ended, progressed) = self.connect_once(&mut position).await;
@@ -168,11 +179,19 @@ impl Reader {
     }
 
     /// Resume a little before the last event received, or where the last attempt would have.
+    ///
+    /// The rewind must not reach back to where the ended connection started: a host that drops
+    /// every connection after fewer events than the rewind spans would replay the same stretch
+    /// for ever. `time_us` strictly increases on one connection, so that stretch was complete.
     fn resume(&self, position: &Position, rewind: Duration) -> Start {
         let rewind_us = i64::try_from(rewind.as_micros()).unwrap_or(i64::MAX);
-        match (position.last_time_us, position.start) {
-            (Some(time_us), _) => Start::At(time_us.saturating_sub(rewind_us).max(0)),
-            (None, start) => start,
+        let Some(last) = position.last_time_us else {
+            return position.start;
+        };
+        let rewound = last.saturating_sub(rewind_us).max(0);
+        match position.start {
+            Start::At(start) if rewound <= start && rewind == self.rewind => Start::At(last),
+            _ => Start::At(rewound),
         }
     }
 
@@ -197,6 +216,7 @@ impl Reader {
         metrics::connected(&host, true);
         let result = self.read(socket, position).await;
         metrics::connected(&host, false);
+        self.summarise();
         if result.0 != Ended::Shutdown {
             tracing::info!(host = %host, reason = result.0.as_str(), "jetstream connection ended");
             metrics::reconnect(&host, result.0.as_str());
@@ -217,9 +237,14 @@ impl Reader {
             + Unpin,
     {
         let (mut sink, mut stream) = socket.split();
-        let decoder = FrameDecoder::new(self.dictionary.as_ref(), self.settings.max_event_bytes);
-        let Ok(mut decoder) = decoder else { return (Ended::Error, false) };
+        let dictionary = self.dictionary.clone();
+        let decoder = FrameDecoder::new(dictionary.as_deref(), self.settings.max_event_bytes);
+        let Ok(mut decoder) = decoder else {
+            return (Ended::Error, false);
+        };
         let mut progressed = false;
+        let mut summary =
+            tokio::time::interval_at(Instant::now() + SUMMARY_INTERVAL, SUMMARY_INTERVAL);
         let mut ping = tokio::time::interval_at(
             Instant::now() + self.settings.ping_interval,
             self.settings.ping_interval,
@@ -232,6 +257,10 @@ impl Reader {
                     if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
                         return (Ended::Error, progressed);
                     }
+                    continue;
+                }
+                _ = summary.tick() => {
+                    self.summarise();
                     continue;
                 }
                 message = timeout(self.settings.idle_timeout, stream.next()) => message,
@@ -255,11 +284,16 @@ impl Reader {
                 Ok(json) => json,
                 Err(error) => {
                     metrics::frame_rejected(error.as_str());
+                    self.count_bad("frame", error.as_str());
                     continue;
                 }
             };
             metrics::frame(json.len());
-            let Some(item) = self.item(json, position) else { continue };
+            let newest = position.last_time_us;
+            let Some(item) = self.item(json, position) else {
+                continue;
+            };
+            let new_event = newest.is_none_or(|newest| item.plan.time_us > newest);
             let sent = tokio::select! {
                 () = self.cancel.cancelled() => return (Ended::Shutdown, progressed),
                 sent = self.items.send(item) => sent,
@@ -267,23 +301,112 @@ impl Reader {
             if sent.is_err() {
                 return (Ended::Shutdown, progressed);
             }
-            progressed = true;
+            progressed |= new_event;
         }
     }
 
-    fn item(&self, json: &[u8], position: &mut Position) -> Option<Item> {
+    fn item(&mut self, json: &[u8], position: &mut Position) -> Option<Item> {
         let event = match event::decode(json, self.allow_localhost) {
             Ok(event) => event,
             Err(reason) => {
                 metrics::event_skipped(reason.as_str());
+                self.count_bad("event", reason.as_str());
                 return None;
             }
         };
         position.last_time_us = Some(position.last_time_us.unwrap_or(0).max(event.time_us));
         let plan = self.indexer.plan(&event);
         metrics::event_planned(&event, &plan);
-        Some(Item { plan, host: position.host, epoch: position.epoch })
+        if let Outcome::Rejected(rejection) = &plan.outcome {
+            tracing::debug!(did = %event.did, reason = rejection.reason.as_str(),
+                detail = %rejection, "record rejected; applied as a delete");
+            self.count_bad("record", rejection.reason.as_str());
+        }
+        Some(Item {
+            plan,
+            host: position.host,
+            epoch: position.epoch,
+        })
     }
+}
+
+impl Reader {
+    fn count_bad(&mut self, stage: &'static str, reason: &'static str) {
+        let label = match stage {
+            "frame" => frame_label(reason),
+            "event" => event_label(reason),
+            _ => record_label(reason),
+        };
+        *self.bad_input.entry(label).or_default() += 1;
+    }
+
+    /// Logs what bad input was skipped since the last summary, once, instead of per event.
+    fn summarise(&mut self) {
+        if self.bad_input.is_empty() {
+            return;
+        }
+        let counts: Vec<String> = self
+            .bad_input
+            .iter()
+            .map(|(label, count)| format!("{label}={count}"))
+            .collect();
+        tracing::info!(counts = %counts.join(" "), "bad input skipped");
+        self.bad_input.clear();
+    }
+}
+
+/// `frame.<reason>`, from a fixed list.
+fn frame_label(reason: &'static str) -> &'static str {
+    match reason {
+        "dictionary" => "frame.dictionary",
+        "decompress" => "frame.decompress",
+        "unexpected_binary" => "frame.unexpected_binary",
+        _ => "frame.too_large",
+    }
+}
+
+/// `event.<reason>`, from a fixed list.
+fn event_label(reason: &'static str) -> &'static str {
+    const LABELS: [&str; 9] = [
+        "event.json",
+        "event.kind",
+        "event.operation",
+        "event.did",
+        "event.collection",
+        "event.rkey",
+        "event.rev",
+        "event.time_us",
+        "event.record",
+    ];
+    let wanted = |label: &&&str| label.strip_prefix("event.") == Some(reason);
+    LABELS.iter().find(wanted).copied().unwrap_or("event.other")
+}
+
+/// `record.<reason>`, from a fixed list.
+fn record_label(reason: &'static str) -> &'static str {
+    const LABELS: [&str; 15] = [
+        "record.json",
+        "record.type",
+        "record.missing",
+        "record.did",
+        "record.rkey",
+        "record.collection",
+        "record.at_uri",
+        "record.digest",
+        "record.repository",
+        "record.tag",
+        "record.datetime",
+        "record.max_length",
+        "record.integer",
+        "record.shape",
+        "record.blob",
+    ];
+    let wanted = |label: &&&str| label.strip_prefix("record.") == Some(reason);
+    LABELS
+        .iter()
+        .find(wanted)
+        .copied()
+        .unwrap_or("record.other")
 }
 
 /// The `/subscribe` URL for one host and start position.

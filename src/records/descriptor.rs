@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::fields::{
-    count, digest, list, member, object, optional_member, string_list, string_map, text, Fault,
+    count, digest, every, member, object, optional_member, string, string_map, string_object, text,
+    Fault,
 };
 use super::syntax::is_uri;
 use super::Reason;
@@ -70,9 +71,10 @@ pub struct ManifestRef {
 /// A blobReference: a descriptor, plus `urls` and `annotations` checked and not kept.
 pub(crate) fn descriptor(value: &Value) -> Result<Descriptor, Fault> {
     let reference = object(value)?;
-    optional_member(reference, "urls", |v| list(v, uri))?;
-    optional_member(reference, "annotations", string_map)?;
-    descriptor_members(reference)
+    let descriptor = descriptor_members(reference)?;
+    optional_member(reference, "urls", |v| every(v, uri))?;
+    optional_member(reference, "annotations", string_object)?;
+    Ok(descriptor)
 }
 
 /// The three members every descriptor has.
@@ -104,9 +106,8 @@ pub(crate) fn manifest_ref(value: &Value) -> Result<ManifestRef, Fault> {
 /// A platform: `os` and `architecture` required, `variant`, `osVersion`, `osFeatures` optional.
 fn platform(value: &Value) -> Result<Platform, Fault> {
     let platform = object(value)?;
-    optional_member(platform, "osFeatures", |v| {
-        string_list(v, OS_VERSION_MAX_BYTES)
-    })?;
+    let features = |v| every(v, |item| text(item, OS_VERSION_MAX_BYTES));
+    optional_member(platform, "osFeatures", features)?;
     let owned = |v: &Value| text(v, PLATFORM_NAME_MAX_BYTES).map(str::to_owned);
     Ok(Platform {
         os: member(platform, "os", owned)?,
@@ -120,9 +121,7 @@ fn platform(value: &Value) -> Result<Platform, Fault> {
 
 /// One item of a descriptor's `urls`: a URI string.
 fn uri(value: &Value) -> Result<&str, Fault> {
-    let Some(uri) = value.as_str() else {
-        return Err(Fault::new(Reason::Type, "not a string"));
-    };
+    let uri = string(value)?;
     if !is_uri(uri) {
         return Err(Fault::new(Reason::Shape, "not a URI"));
     }

@@ -12,9 +12,6 @@ use serde_json::{Map, Value};
 use super::syntax::{self, AtUriParts};
 use super::{Note, Reason, Rejection};
 
-/// Longest string a DID field can hold before its syntax is even looked at.
-const DID_MAX_BYTES: usize = 2048;
-
 /// Longest digest field, in bytes (lexicon `maxLength`).
 pub(crate) const DIGEST_MAX_BYTES: usize = 128;
 
@@ -140,11 +137,24 @@ pub(crate) fn object(value: &Value) -> Result<&Map<String, Value>, Fault> {
         .ok_or_else(|| Fault::new(Reason::Type, "not an object"))
 }
 
-/// A string of at most `max_bytes` UTF-8 bytes.
+/// A JSON array.
+fn array(value: &Value) -> Result<&[Value], Fault> {
+    value
+        .as_array()
+        .map(Vec::as_slice)
+        .ok_or_else(|| Fault::new(Reason::Type, "not an array"))
+}
+
+/// A string of any length (for formats whose syntax bounds the length).
+pub(crate) fn string(value: &Value) -> Result<&str, Fault> {
+    value
+        .as_str()
+        .ok_or_else(|| Fault::new(Reason::Type, "not a string"))
+}
+
+/// A string of at most `max_bytes` UTF-8 bytes (a lexicon `maxLength`).
 pub(crate) fn text(value: &Value, max_bytes: usize) -> Result<&str, Fault> {
-    let Some(text) = value.as_str() else {
-        return Err(Fault::new(Reason::Type, "not a string"));
-    };
+    let text = string(value)?;
     if text.len() > max_bytes {
         return Err(Fault::new(
             Reason::MaxLength,
@@ -182,7 +192,7 @@ pub(crate) fn count(value: &Value) -> Result<i64, Fault> {
 
 /// A DID of an accepted method; `allow_localhost` admits `did:web:localhost%3A<port>`.
 pub(crate) fn did(value: &Value, allow_localhost: bool) -> Result<&str, Fault> {
-    let did = text(value, DID_MAX_BYTES)?;
+    let did = string(value)?;
     if !syntax::is_did_allowing_localhost(did, allow_localhost) {
         return Err(Fault::new(Reason::Did, "not an accepted DID"));
     }
@@ -191,9 +201,7 @@ pub(crate) fn did(value: &Value, allow_localhost: bool) -> Result<&str, Fault> {
 
 /// A datetime, with its Unix milliseconds.
 pub(crate) fn datetime(value: &Value) -> Result<(&str, i64), Fault> {
-    let Some(text) = value.as_str() else {
-        return Err(Fault::new(Reason::Type, "not a string"));
-    };
+    let text = string(value)?;
     match syntax::parse_datetime_ms(text) {
         Some(ms) => Ok((text, ms)),
         None => Err(Fault::new(Reason::Datetime, "not an RFC 3339 datetime")),
@@ -223,9 +231,7 @@ pub(crate) fn repository(value: &Value, max_bytes: usize) -> Result<&str, Fault>
 
 /// An `http` or `https` URL (the old way of naming a hold).
 pub(crate) fn http_url(value: &Value) -> Result<&str, Fault> {
-    let Some(url) = value.as_str() else {
-        return Err(Fault::new(Reason::Type, "not a string"));
-    };
+    let url = string(value)?;
     if !syntax::is_http_url(url) {
         return Err(Fault::new(Reason::Shape, "not an http(s) URL"));
     }
@@ -234,10 +240,7 @@ pub(crate) fn http_url(value: &Value) -> Result<&str, Fault> {
 
 /// A record at-uri, of any collection.
 pub(crate) fn at_uri(value: &Value, allow_localhost: bool) -> Result<AtUriParts<'_>, Fault> {
-    let Some(uri) = value.as_str() else {
-        return Err(Fault::new(Reason::Type, "not a string"));
-    };
-    AtUriParts::parse(uri, allow_localhost)
+    AtUriParts::parse(string(value)?, allow_localhost)
         .ok_or_else(|| Fault::new(Reason::AtUri, "not an at://<did>/<collection>/<rkey> URI"))
 }
 
@@ -262,10 +265,17 @@ pub(crate) fn list<'a, T>(
     value: &'a Value,
     check: impl Fn(&'a Value) -> Result<T, Fault>,
 ) -> Result<Vec<T>, Fault> {
-    let Some(items) = value.as_array() else {
-        return Err(Fault::new(Reason::Type, "not an array"));
-    };
-    items.iter().map(check).collect()
+    array(value)?.iter().map(check).collect()
+}
+
+/// An array whose every item passes `check`, checked without collecting anything.
+pub(crate) fn every<'a, T>(
+    value: &'a Value,
+    check: impl Fn(&'a Value) -> Result<T, Fault>,
+) -> Result<(), Fault> {
+    array(value)?
+        .iter()
+        .try_for_each(|item| check(item).map(drop))
 }
 
 /// An array of strings of at most `max_bytes` bytes each.
@@ -273,18 +283,21 @@ pub(crate) fn string_list(value: &Value, max_bytes: usize) -> Result<Vec<String>
     list(value, |item| text(item, max_bytes).map(str::to_owned))
 }
 
-/// An object whose every member is a string (the OCI annotations map).
+/// An object whose every member is a string, checked without copying it.
+pub(crate) fn string_object(value: &Value) -> Result<&Map<String, Value>, Fault> {
+    let members = object(value)?;
+    if !members.values().all(Value::is_string) {
+        return Err(Fault::new(Reason::Type, "a member is not a string"));
+    }
+    Ok(members)
+}
+
+/// An object whose every member is a string, copied out (the OCI annotations map).
 pub(crate) fn string_map(value: &Value) -> Result<BTreeMap<String, String>, Fault> {
-    object(value)?
-        .iter()
-        .map(|(key, item)| match item {
-            Value::String(text) => Ok((key.clone(), text.clone())),
-            _ => Err(Fault::new(
-                Reason::Type,
-                "an annotation value is not a string",
-            )),
-        })
-        .collect()
+    let members = string_object(value)?.iter();
+    Ok(members
+        .filter_map(|(key, item)| Some((key.clone(), item.as_str()?.to_owned())))
+        .collect())
 }
 
 #[cfg(test)]
@@ -327,10 +340,8 @@ mod tests {
     #[test]
     fn did_checks_type_length_and_syntax() {
         assert_eq!(fault(did(&json!(7), false)), Reason::Type);
-        assert_eq!(
-            fault(did(&json!("x".repeat(3000)), false)),
-            Reason::MaxLength
-        );
+        let long = format!("did:web:{}.io", "a".repeat(3000));
+        assert_eq!(fault(did(&json!(long), false)), Reason::Did);
         assert_eq!(fault(did(&json!("did:key:z6Mk"), false)), Reason::Did);
         assert_eq!(
             did(&json!("did:web:hold01.atcr.io"), false),
@@ -382,6 +393,27 @@ mod tests {
         assert_eq!(string_map(&good).map(|map| map.len()), Ok(1));
         assert_eq!(fault(string_map(&json!({"a": 1}))), Reason::Type);
         assert_eq!(fault(string_map(&json!(["a"]))), Reason::Type);
+    }
+
+    #[test]
+    fn every_checks_each_item_and_keeps_nothing() {
+        assert_eq!(every(&json!(["a", "b"]), |v| text(v, 1)), Ok(()));
+        assert_eq!(every(&json!([]), |v| text(v, 1)), Ok(()));
+        assert_eq!(fault(every(&json!(["a", 1]), |v| text(v, 1))), Reason::Type);
+        assert_eq!(
+            fault(every(&json!({"a": "b"}), |v| text(v, 1))),
+            Reason::Type
+        );
+    }
+
+    #[test]
+    fn string_object_accepts_only_string_members() {
+        assert!(string_object(&json!({})).is_ok());
+        assert!(string_object(&json!({"a": "b"})).is_ok());
+        assert_eq!(
+            fault(string_object(&json!({"a": "b", "c": null}))),
+            Reason::Type
+        );
     }
 
     #[test]

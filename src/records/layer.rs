@@ -5,7 +5,9 @@
 //! shapes are checked so that the cache holds only valid records: the current one names the
 //! user's manifest by at-uri, the old one (2025-12) names a repository and a user handle.
 
-use super::fields::{at_uri_in, count, datetime, did, digest, repository, text, Fault, Fields};
+use super::fields::{
+    at_uri_in, count, datetime, did, digest, repository, string, text, Fault, Fields,
+};
 use super::syntax::is_handle;
 use super::{Event, Note, Reason, Rejection, MANIFEST};
 
@@ -14,9 +16,6 @@ const MEDIA_TYPE_MAX_BYTES: usize = 128;
 
 /// Longest repository name in the old shape, in bytes.
 const REPOSITORY_MAX_BYTES: usize = 255;
-
-/// Longest handle, in bytes.
-const HANDLE_MAX_BYTES: usize = 253;
 
 /// Checks a layer record of either shape; neither shape is [`Reason::Shape`].
 pub(crate) fn check(event: &Event<'_>, fields: &mut Fields<'_>) -> Result<(), Rejection> {
@@ -49,7 +48,7 @@ pub(crate) fn check(event: &Event<'_>, fields: &mut Fields<'_>) -> Result<(), Re
 
 /// An ATProto handle; a bad one is [`Reason::Shape`], as no reason label is kept for handles.
 fn handle(value: &serde_json::Value) -> Result<&str, Fault> {
-    let handle = text(value, HANDLE_MAX_BYTES)?;
+    let handle = string(value)?;
     if !is_handle(handle) {
         return Err(Fault::new(Reason::Shape, "not a handle"));
     }

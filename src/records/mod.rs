@@ -236,7 +236,7 @@ pub fn validate(
     validate_allowing_localhost(did, collection, rkey, value, false)
 }
 
-/// Like [`validate`], but with `allow_localhost` DIDs inside the record may also be
+/// Like [`validate`]; with `allow_localhost` set, DIDs inside the record may also be
 /// `did:web:localhost%3A<port>`, for test deployments whose holds run on localhost.
 pub fn validate_allowing_localhost(
     did: &str,

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::fields::{boolean, datetime, text, Fault, Fields};
+use super::fields::{boolean, datetime, string, text, Fault, Fields};
 use super::syntax::{is_did_allowing_localhost, is_http_url};
 use super::{require_self_key, Event, Reason, Rejection};
 
@@ -15,9 +15,6 @@ const OCI_CLIENT_MAX_BYTES: usize = 32;
 
 /// Longest registry domain, in bytes.
 const REGISTRY_DOMAIN_MAX_BYTES: usize = 255;
-
-/// Longest default hold, in bytes (a DID or a URL).
-const DEFAULT_HOLD_MAX_BYTES: usize = 2048;
 
 /// Checks a profile record.
 pub(crate) fn check(event: &Event<'_>, fields: &mut Fields<'_>) -> Result<(), Rejection> {
@@ -36,7 +33,7 @@ fn default_hold(value: &Value, allow_localhost: bool) -> Result<(), Fault> {
     if value.is_null() {
         return Ok(());
     }
-    let hold = text(value, DEFAULT_HOLD_MAX_BYTES)?;
+    let hold = string(value)?;
     let valid =
         hold.is_empty() || is_did_allowing_localhost(hold, allow_localhost) || is_http_url(hold);
     if !valid {

@@ -22,7 +22,9 @@ pub fn groups(plans: &[Plan]) -> Vec<Range<usize>> {
     let mut latest: HashMap<&Slot, usize> = HashMap::new();
     for (index, plan) in plans.iter().enumerate() {
         let touches = schedule(plan);
-        let conflict = touches.iter().any(|(slot, round)| latest.get(slot) > Some(round));
+        let conflict = touches
+            .iter()
+            .any(|(slot, round)| latest.get(slot) > Some(round));
         if conflict {
             groups.push(start..index);
             start = index;
@@ -69,14 +71,27 @@ fn main_slot(plan: &Plan) -> Option<&Slot> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{Outcome, Step};
     use crate::index::program::{Program, TtlSecs};
+    use crate::index::{Outcome, Step};
 
     fn step(did: &str) -> Step {
-        let ttl = TtlSecs { record: 1, index: 1, aggregate: 0, tombstone: 2 };
-        let program =
-            Program { base: String::new(), did: did.into(), guard: None, ops: vec![], ttl };
-        Step { slot: Slot::Account(did.into()), program }
+        let ttl = TtlSecs {
+            record: 1,
+            index: 1,
+            aggregate: 0,
+            tombstone: 2,
+        };
+        let program = Program {
+            base: String::new(),
+            did: did.into(),
+            guard: None,
+            ops: vec![],
+            ttl,
+        };
+        Step {
+            slot: Slot::Account(did.into()),
+            program,
+        }
     }
 
     fn plan(did: &str, follow: &[Slot], unknown: bool) -> Plan {
@@ -95,7 +110,11 @@ mod tests {
 
     #[test]
     fn independent_plans_share_one_group() {
-        let plans = vec![plan("a", &[Slot::Global], false), plan("a", &[], false), plan("b", &[], false)];
+        let plans = vec![
+            plan("a", &[Slot::Global], false),
+            plan("a", &[], false),
+            plan("b", &[], false),
+        ];
         assert_eq!(groups(&plans), vec![0..3]);
     }
 
@@ -108,7 +127,11 @@ mod tests {
 
     #[test]
     fn an_unknown_follow_up_slot_ends_the_group() {
-        let plans = vec![plan("a", &[], true), plan("b", &[], false), plan("c", &[], false)];
+        let plans = vec![
+            plan("a", &[], true),
+            plan("b", &[], false),
+            plan("c", &[], false),
+        ];
         assert_eq!(groups(&plans), vec![0..1, 1..3]);
     }
 

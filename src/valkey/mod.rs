@@ -40,6 +40,9 @@ pub enum StoreError {
     /// The URL or client configuration is unusable: fatal.
     #[error("valkey configuration: {0}")]
     Config(String),
+    /// `P:meta` is gone: Valkey lost its data; nothing of the batch was written.
+    #[error("valkey lost its data")]
+    DataLost,
 }
 
 impl StoreError {
@@ -56,6 +59,7 @@ impl StoreError {
             StoreError::Refused(_) => "refused",
             StoreError::Script(_) => "script",
             StoreError::Config(_) => "config",
+            StoreError::DataLost => "data_lost",
         }
     }
 
@@ -80,7 +84,14 @@ impl StoreError {
 /// Server replies that a later retry can clear.
 fn is_transient_reply(detail: &str) -> bool {
     const TRANSIENT: [&str; 9] = [
-        "OOM", "LOADING", "BUSY", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "READONLY", "MOVED",
+        "OOM",
+        "LOADING",
+        "BUSY",
+        "TRYAGAIN",
+        "CLUSTERDOWN",
+        "MASTERDOWN",
+        "READONLY",
+        "MOVED",
         "ERR Function not found",
     ];
     TRANSIENT.iter().any(|prefix| detail.starts_with(prefix))
@@ -140,10 +151,15 @@ pub struct Store {
 
 impl Store {
     /// Builds a client for `url` and starts connecting in the background; see [`Store::wait`].
-    pub fn new(url: &str, timeout: Duration, indexer: Indexer, cursor: &str) -> Result<Store, StoreError> {
-        let config = Config::from_url(url).map_err(|_| StoreError::Config(
-            "the Valkey URL is not a valid redis:// or rediss:// URL".to_owned(),
-        ))?;
+    pub fn new(
+        url: &str,
+        timeout: Duration,
+        indexer: Indexer,
+        cursor: &str,
+    ) -> Result<Store, StoreError> {
+        let config = Config::from_url(url).map_err(|_| {
+            StoreError::Config("the Valkey URL is not a valid redis:// or rediss:// URL".to_owned())
+        })?;
         let policy = ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
         let client = Builder::from_config(config)
             .with_connection_config(|connection| {
@@ -183,16 +199,27 @@ impl Store {
     }
 
     /// Applies plans in order. On error nothing is reported as done and the whole batch may
-    /// be retried.
+    /// be retried. Checks `P:meta` first, so that a Valkey that restarted empty is noticed
+    /// before anything is written to it (writes into an emptied cache would make the replay
+    /// that refills it differ from an uninterrupted run).
     pub async fn apply(&self, plans: &[Plan]) -> Result<Report, StoreError> {
+        if !self.has_meta().await? {
+            return Err(StoreError::DataLost);
+        }
         let mut report = Report::default();
         for group in batch::groups(plans) {
-            self.apply_group(&plans[group.clone()], group.start, &mut report).await?;
+            self.apply_group(&plans[group.clone()], group.start, &mut report)
+                .await?;
         }
         Ok(report)
     }
 
-    async fn apply_group(&self, plans: &[Plan], offset: usize, report: &mut Report) -> Result<(), StoreError> {
+    async fn apply_group(
+        &self,
+        plans: &[Plan],
+        offset: usize,
+        report: &mut Report,
+    ) -> Result<(), StoreError> {
         let mut stages: Vec<Stage> = plans.iter().map(Stage::first).collect();
         loop {
             let round: Vec<(usize, &Step)> = stages
@@ -220,7 +247,10 @@ impl Store {
         }
     }
 
-    async fn run_round(&self, round: &[(usize, &Step)]) -> Result<Vec<Result<StepOutput, String>>, StoreError> {
+    async fn run_round(
+        &self,
+        round: &[(usize, &Step)],
+    ) -> Result<Vec<Result<StepOutput, String>>, StoreError> {
         for attempt in 0..2 {
             let pipeline = self.client.pipeline();
             for (_, step) in round {
@@ -239,17 +269,24 @@ impl Store {
             }
             return results.into_iter().map(parse_output).collect();
         }
-        Err(StoreError::Refused("the function library vanished right after loading".to_owned()))
+        Err(StoreError::Refused(
+            "the function library vanished right after loading".to_owned(),
+        ))
     }
 
     /// Loads (or replaces) the function library on every primary.
     pub async fn load_library(&self) -> Result<(), StoreError> {
         let loaded: Result<String, _> = if self.client.is_clustered() {
-            self.client.function_load_cluster(true, LIBRARY).await.map(|()| String::new())
+            self.client
+                .function_load_cluster(true, LIBRARY)
+                .await
+                .map(|()| String::new())
         } else {
             self.client.function_load(true, LIBRARY).await
         };
-        loaded.map(drop).map_err(|error| StoreError::from_fred(&error))
+        loaded
+            .map(drop)
+            .map_err(|error| StoreError::from_fred(&error))
     }
 
     fn routing_key(&self, slot: &Slot) -> String {
@@ -262,8 +299,11 @@ impl Store {
 
     /// Reads the stored cursor, if any.
     pub async fn load_cursor(&self) -> Result<Option<StoredCursor>, StoreError> {
-        let fields: HashMap<String, String> =
-            self.client.hgetall(&self.cursor_key).await.map_err(|e| StoreError::from_fred(&e))?;
+        let fields: HashMap<String, String> = self
+            .client
+            .hgetall(&self.cursor_key)
+            .await
+            .map_err(|e| StoreError::from_fred(&e))?;
         let time_us = fields.get("time_us").and_then(|value| value.parse().ok());
         Ok(time_us.map(|time_us| StoredCursor {
             time_us,
@@ -273,8 +313,11 @@ impl Store {
 
     /// Whether `P:meta` exists.
     pub async fn has_meta(&self) -> Result<bool, StoreError> {
-        let exists: i64 =
-            self.client.exists(&self.meta_key).await.map_err(|e| StoreError::from_fred(&e))?;
+        let exists: i64 = self
+            .client
+            .exists(&self.meta_key)
+            .await
+            .map_err(|e| StoreError::from_fred(&e))?;
         Ok(exists == 1)
     }
 
@@ -289,12 +332,19 @@ impl Store {
             .hsetnx(&self.meta_key, "created_at_us", now_us)
             .await
             .map_err(|e| StoreError::from_fred(&e))?;
-        let _: Vec<i64> = pipeline.all().await.map_err(|e| StoreError::from_fred(&e))?;
+        let _: Vec<i64> = pipeline
+            .all()
+            .await
+            .map_err(|e| StoreError::from_fred(&e))?;
         Ok(())
     }
 
     /// Stores the cursor, unless `P:meta` vanished (then reports the loss and writes nothing).
-    pub async fn save_cursor(&self, cursor: &StoredCursor, now_us: i64) -> Result<SaveOutcome, StoreError> {
+    pub async fn save_cursor(
+        &self,
+        cursor: &StoredCursor,
+        now_us: i64,
+    ) -> Result<SaveOutcome, StoreError> {
         if !self.has_meta().await? {
             return Ok(SaveOutcome::DataLost);
         }
@@ -310,8 +360,11 @@ impl Store {
             ("protocol", "v1".to_owned()),
             ("updated_at_us", now_us.to_string()),
         ];
-        let _: i64 =
-            self.client.hset(&self.cursor_key, fields).await.map_err(|e| StoreError::from_fred(&e))?;
+        let _: i64 = self
+            .client
+            .hset(&self.cursor_key, fields)
+            .await
+            .map_err(|e| StoreError::from_fred(&e))?;
         Ok(())
     }
 
@@ -326,7 +379,9 @@ fn is_missing_function(result: &Result<String, fred::error::Error>) -> bool {
 }
 
 /// A script error fails only its plan; anything else fails the batch.
-fn parse_output(result: Result<String, fred::error::Error>) -> Result<Result<StepOutput, String>, StoreError> {
+fn parse_output(
+    result: Result<String, fred::error::Error>,
+) -> Result<Result<StepOutput, String>, StoreError> {
     match result {
         Ok(text) => Ok(serde_json::from_str(&text).map_err(|error| error.to_string())),
         Err(error) => match StoreError::from_fred(&error) {
@@ -366,8 +421,16 @@ impl Stage {
         }
     }
 
-    fn advance(&self, plan: &Plan, outputs: Vec<StepOutput>, indexer: &Indexer, report: &mut Report) -> Stage {
-        let Stage::Steps(steps, next) = self else { return Stage::Done };
+    fn advance(
+        &self,
+        plan: &Plan,
+        outputs: Vec<StepOutput>,
+        indexer: &Indexer,
+        report: &mut Report,
+    ) -> Stage {
+        let Stage::Steps(steps, next) = self else {
+            return Stage::Done;
+        };
         if outputs.len() != steps.len() {
             return Stage::Done;
         }
@@ -375,7 +438,9 @@ impl Stage {
             report.notes.extend(output.notes.iter().cloned());
         }
         match next {
-            Next::Main => Stage::Steps(vec![main_step(plan, &outputs[0], indexer)], Next::FollowUps),
+            Next::Main => {
+                Stage::Steps(vec![main_step(plan, &outputs[0], indexer)], Next::FollowUps)
+            }
             Next::FollowUps => follow_ups(&outputs[0], indexer, report),
             Next::Done => Stage::Done,
         }
@@ -397,7 +462,11 @@ fn follow_ups(output: &StepOutput, indexer: &Indexer, report: &mut Report) -> St
         report.stale += 1;
         return Stage::Done;
     }
-    let steps: Vec<Step> = output.follow.iter().map(|follow| indexer.follow_up(follow)).collect();
+    let steps: Vec<Step> = output
+        .follow
+        .iter()
+        .map(|follow| indexer.follow_up(follow))
+        .collect();
     if steps.is_empty() {
         Stage::Done
     } else {

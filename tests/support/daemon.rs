@@ -59,7 +59,12 @@ impl Daemon {
             command.arg("--zstd-dictionary").arg(path);
         }
         command
-            .args(["--cursor-save-interval", "1", "--jetstream-backoff-initial-ms", "50"])
+            .args([
+                "--cursor-save-interval",
+                "1",
+                "--jetstream-backoff-initial-ms",
+                "50",
+            ])
             .args(["--jetstream-backoff-max", "1"])
             .args(&options.extra)
             .env("ATCR_INDEXER_LOG_LEVEL", "debug,fred=info")
@@ -68,7 +73,11 @@ impl Daemon {
             .stdout(File::create(&log).expect("log file"))
             .stderr(File::options().append(true).open(&log).expect("log file"));
         let child = command.spawn().expect("spawn atcr-indexer");
-        Daemon { child: Some(child), log, _dir: dir }
+        Daemon {
+            child: Some(child),
+            log,
+            _dir: dir,
+        }
     }
 
     /// The daemon's log so far.
@@ -85,7 +94,10 @@ impl Daemon {
     /// Sends a signal by name (`-TERM`, `-INT`, `-KILL`).
     pub fn signal(&self, name: &str) {
         let pid = self.child.as_ref().expect("running").id().to_string();
-        let status = Command::new("kill").args([name, &pid]).status().expect("kill runs");
+        let status = Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("kill runs");
         assert!(status.success(), "kill {name} {pid} failed");
     }
 
