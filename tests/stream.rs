@@ -289,3 +289,35 @@ async fn a_refused_host_fails_over_to_the_next() {
     let host = valkey.exec(&["HGET", "atcr:cursor:jetstream", "host"]);
     assert_eq!(host.as_str(), Some(working.url().as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_host_is_left_after_the_idle_timeout() {
+    let lines = generate_stream(600, 8);
+    let (first, second) = lines.split_at(300);
+    let valkey = Valkey::start();
+    let jetstream = FakeJetstream::new();
+    jetstream.push_all(first.iter().cloned());
+    let mut options = Options::new(&jetstream.url(), &valkey.url());
+    let timeouts = [
+        "--jetstream-idle-timeout",
+        "2",
+        "--jetstream-ping-interval",
+        "1",
+    ];
+    options.extra = timeouts.iter().map(|flag| flag.to_string()).collect();
+    let mut daemon = Daemon::start(&options);
+    caught_up(&valkey, &jetstream, &daemon).await;
+    jetstream.stall();
+    jetstream.push_all(second.iter().cloned());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    jetstream.unstall();
+    caught_up(&valkey, &jetstream, &daemon).await;
+    assert!(daemon.stop().success());
+    assert!(
+        daemon.log().contains("idle_timeout"),
+        "log:\n{}",
+        daemon.log()
+    );
+    assert!(jetstream.upgrades() >= 2, "it reconnected after the stall");
+    assert_same_keyspace(&reference(&lines).await, &cache(&valkey));
+}

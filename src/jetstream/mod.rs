@@ -12,11 +12,14 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -65,6 +68,34 @@ impl Ended {
             Ended::Idle => "idle_timeout",
             Ended::Closed => "closed",
             Ended::Error => "error",
+        }
+    }
+}
+
+/// The client side of one WebSocket connection.
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What became of one message.
+enum Handled {
+    Skipped,
+    Sent { new_event: bool },
+    End(Ended),
+}
+
+/// The clocks of one connection.
+struct Timers {
+    idle_deadline: Instant,
+    ping: tokio::time::Interval,
+    summary: tokio::time::Interval,
+}
+
+impl Timers {
+    fn new(settings: &JetstreamSettings) -> Timers {
+        let now = Instant::now();
+        Timers {
+            idle_deadline: now + settings.idle_timeout,
+            ping: tokio::time::interval_at(now + settings.ping_interval, settings.ping_interval),
+            summary: tokio::time::interval_at(now + SUMMARY_INTERVAL, SUMMARY_INTERVAL),
         }
     }
 }
@@ -230,78 +261,94 @@ impl Reader {
         (Ended::Error, false)
     }
 
-    async fn read<S>(&mut self, socket: S, position: &mut Position) -> (Ended, bool)
-    where
-        S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
-            + futures_util::Sink<Message>
-            + Unpin,
-    {
+    async fn read(&mut self, socket: Socket, position: &mut Position) -> (Ended, bool) {
         let (mut sink, mut stream) = socket.split();
         let dictionary = self.dictionary.clone();
         let decoder = FrameDecoder::new(dictionary.as_deref(), self.settings.max_event_bytes);
         let Ok(mut decoder) = decoder else {
             return (Ended::Error, false);
         };
+        let mut timers = Timers::new(&self.settings);
         let mut progressed = false;
-        let mut summary =
-            tokio::time::interval_at(Instant::now() + SUMMARY_INTERVAL, SUMMARY_INTERVAL);
-        let mut ping = tokio::time::interval_at(
-            Instant::now() + self.settings.ping_interval,
-            self.settings.ping_interval,
-        );
         loop {
-            let message = tokio::select! {
-                () = self.cancel.cancelled() => return (Ended::Shutdown, progressed),
-                _ = self.replay.changed() => return (Ended::Replay, progressed),
-                _ = ping.tick() => {
-                    if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
-                        return (Ended::Error, progressed);
-                    }
-                    continue;
-                }
-                _ = summary.tick() => {
-                    self.summarise();
-                    continue;
-                }
-                message = timeout(self.settings.idle_timeout, stream.next()) => message,
+            let message = match self.next_message(&mut stream, &mut sink, &mut timers).await {
+                Ok(message) => message,
+                Err(ended) => return (ended, progressed),
             };
-            let message = match message {
-                Err(_) => return (Ended::Idle, progressed),
-                Ok(None) => return (Ended::Closed, progressed),
-                Ok(Some(Err(_))) => return (Ended::Error, progressed),
-                Ok(Some(Ok(message))) => message,
-            };
-            let json = match &message {
-                Message::Text(text) => decoder.text(text.as_bytes()),
-                Message::Binary(bytes) => {
-                    metrics::compressed_bytes(bytes.len());
-                    decoder.binary(bytes)
-                }
-                Message::Close(_) => return (Ended::Closed, progressed),
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-            };
-            let json = match json {
-                Ok(json) => json,
-                Err(error) => {
-                    metrics::frame_rejected(error.as_str());
-                    self.count_bad("frame", error.as_str());
-                    continue;
-                }
-            };
-            metrics::frame(json.len());
-            let newest = position.last_time_us;
-            let Some(item) = self.item(json, position) else {
-                continue;
-            };
-            let new_event = newest.is_none_or(|newest| item.plan.time_us > newest);
-            let sent = tokio::select! {
-                () = self.cancel.cancelled() => return (Ended::Shutdown, progressed),
-                sent = self.items.send(item) => sent,
-            };
-            if sent.is_err() {
-                return (Ended::Shutdown, progressed);
+            match self.handle(&message, &mut decoder, position).await {
+                Handled::Skipped => {}
+                Handled::Sent { new_event } => progressed |= new_event,
+                Handled::End(ended) => return (ended, progressed),
             }
-            progressed |= new_event;
+        }
+    }
+
+    /// Waits for the next message, pinging, summarising and watching the idle deadline.
+    async fn next_message(
+        &mut self,
+        stream: &mut SplitStream<Socket>,
+        sink: &mut SplitSink<Socket, Message>,
+        timers: &mut Timers,
+    ) -> Result<Message, Ended> {
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return Err(Ended::Shutdown),
+                _ = self.replay.changed() => return Err(Ended::Replay),
+                () = tokio::time::sleep_until(timers.idle_deadline) => return Err(Ended::Idle),
+                _ = timers.ping.tick() => {
+                    if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                        return Err(Ended::Error);
+                    }
+                }
+                _ = timers.summary.tick() => self.summarise(),
+                message = stream.next() => {
+                    timers.idle_deadline = Instant::now() + self.settings.idle_timeout;
+                    return match message {
+                        None => Err(Ended::Closed),
+                        Some(Err(_)) => Err(Ended::Error),
+                        Some(Ok(message)) => Ok(message),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Turns one message into an item on the queue, waiting while the queue is full.
+    async fn handle(
+        &mut self,
+        message: &Message,
+        decoder: &mut FrameDecoder<'_>,
+        position: &mut Position,
+    ) -> Handled {
+        let json = match message {
+            Message::Text(text) => decoder.text(text.as_bytes()),
+            Message::Binary(bytes) => {
+                metrics::compressed_bytes(bytes.len());
+                decoder.binary(bytes)
+            }
+            Message::Close(_) => return Handled::End(Ended::Closed),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Handled::Skipped,
+        };
+        let json = match json {
+            Ok(json) => json,
+            Err(error) => {
+                metrics::frame_rejected(error.as_str());
+                self.count_bad("frame", error.as_str());
+                return Handled::Skipped;
+            }
+        };
+        metrics::frame(json.len());
+        let newest = position.last_time_us;
+        let Some(item) = self.item(json, position) else {
+            return Handled::Skipped;
+        };
+        let new_event = newest.is_none_or(|newest| item.plan.time_us > newest);
+        tokio::select! {
+            () = self.cancel.cancelled() => Handled::End(Ended::Shutdown),
+            sent = self.items.send(item) => match sent {
+                Ok(()) => Handled::Sent { new_event },
+                Err(_) => Handled::End(Ended::Shutdown),
+            },
         }
     }
 

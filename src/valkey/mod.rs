@@ -438,22 +438,24 @@ impl Stage {
             report.notes.extend(output.notes.iter().cloned());
         }
         match next {
-            Next::Main => {
-                Stage::Steps(vec![main_step(plan, &outputs[0], indexer)], Next::FollowUps)
-            }
+            Next::Main => match main_step(plan, &outputs[0], indexer) {
+                Some(step) => Stage::Steps(vec![step], Next::FollowUps),
+                None => Stage::Done,
+            },
             Next::FollowUps => follow_ups(&outputs[0], indexer, report),
             Next::Done => Stage::Done,
         }
     }
 }
 
-fn main_step(plan: &Plan, resolved: &StepOutput, indexer: &Indexer) -> Step {
+/// The main step once the resolve step answered (a plan with nothing to write has none).
+fn main_step(plan: &Plan, resolved: &StepOutput, indexer: &Indexer) -> Option<Step> {
     let answer = resolved.answer.as_deref();
     match &plan.main {
-        Main::Star(pending) => indexer.complete_star(pending, answer),
-        Main::Scan(pending) => indexer.complete_scan(pending, answer),
-        Main::Ready(step) => step.clone(),
-        Main::Nothing => unreachable!("a plan with nothing to write has no resolve step"),
+        Main::Star(pending) => Some(indexer.complete_star(pending, answer)),
+        Main::Scan(pending) => Some(indexer.complete_scan(pending, answer)),
+        Main::Ready(step) => Some(step.clone()),
+        Main::Nothing => None,
     }
 }
 
