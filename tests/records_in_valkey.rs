@@ -628,3 +628,285 @@ async fn an_index_records_references_with_platforms_and_parents() {
         ));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_profiles_layers_scans_stats_captains_and_stars_update_and_delete() {
+    let valkey = Valkey::start();
+    let jetstream = FakeJetstream::new();
+    let (mut clock, mut revs) = (Clock::new(EPOCH_US), Revs::new(EPOCH_US));
+    let image = push(&jetstream, &mut clock, &mut revs, "web", "one");
+    let uri = at_uri(OWNER, MANIFEST, &image.rkey);
+    let at = datetime(clock.peek());
+    let later = datetime(clock.peek() + 60_000_000);
+    let counts = |critical| Severities {
+        critical,
+        high: 0,
+        medium: 0,
+        low: 0,
+    };
+    let scan = |critical| Some(hold_scan(&uri, "web", OWNER, counts(critical), &at));
+    jetstream.push_all([
+        event_commit(
+            OWNER,
+            &mut clock,
+            &revs.next(),
+            "create",
+            REPO_PAGE,
+            "api",
+            Some(repo_page("api", "old", &at)),
+        ),
+        event_commit(
+            OWNER,
+            &mut clock,
+            &revs.next(),
+            "create",
+            PROFILE,
+            "self",
+            Some(sailor_profile(None, &at)),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "create",
+            LAYER,
+            "l1",
+            Some(hold_layer(&image.layers[0], OWNER, &uri, &at)),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "create",
+            SCAN,
+            &image.rkey,
+            scan(1),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "create",
+            STATS,
+            "st",
+            Some(hold_stats(OWNER, "web", 1, 1, &at)),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "create",
+            CAPTAIN,
+            "self",
+            Some(hold_captain(OWNER, false, &at)),
+        ),
+        event_commit(
+            STARRER,
+            &mut clock,
+            &revs.next(),
+            "create",
+            STAR,
+            "s1",
+            Some(star_old(OWNER, "web", &at)),
+        ),
+    ]);
+    let mut updated_manifest = manifest_image(
+        "web",
+        &image.digest,
+        &Descriptor::config("one"),
+        &image.layers,
+        &image.created_at,
+    );
+    updated_manifest["annotations"] =
+        serde_json::json!({"org.opencontainers.image.title": "renamed"});
+    jetstream.push_all([
+        event_commit(
+            OWNER,
+            &mut clock,
+            &revs.next(),
+            "update",
+            REPO_PAGE,
+            "api",
+            Some(repo_page("api", "new", &later)),
+        ),
+        event_commit(
+            OWNER,
+            &mut clock,
+            &revs.next(),
+            "update",
+            PROFILE,
+            "self",
+            Some(sailor_profile(Some(HOLD_DID), &later)),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "update",
+            SCAN,
+            &image.rkey,
+            scan(7),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "update",
+            STATS,
+            "st",
+            Some(hold_stats(OWNER, "web", 9, 2, &later)),
+        ),
+        event_commit(
+            HOLD_DID,
+            &mut clock,
+            &revs.next(),
+            "update",
+            CAPTAIN,
+            "self",
+            Some(hold_captain(OWNER, true, &later)),
+        ),
+        event_commit(
+            STARRER,
+            &mut clock,
+            &revs.next(),
+            "update",
+            STAR,
+            "s1",
+            Some(star_old(OWNER, "api", &later)),
+        ),
+        event_commit(
+            OWNER,
+            &mut clock,
+            &revs.next(),
+            "update",
+            MANIFEST,
+            &image.rkey,
+            Some(updated_manifest),
+        ),
+    ]);
+    index(&valkey, &jetstream).await;
+
+    assert_eq!(
+        json_at(&valkey, &key(OWNER, "repo:api:page"))["description"],
+        "new"
+    );
+    assert_eq!(zscore(&valkey, &key(OWNER, "repos"), "api"), Some(0));
+    let profile = json_at(&valkey, &key(OWNER, "rec:io.atcr.sailor.profile:self"));
+    assert_eq!(profile["value"]["defaultHold"], HOLD_DID);
+    let scan_key = key(OWNER, &format!("manifest:{}:scan", image.digest));
+    assert_eq!(json_at(&valkey, &scan_key)["critical"], 7);
+    let stats = hash_json(&valkey, &key(OWNER, "repo:web:stats"), HOLD_DID).expect("stats");
+    assert_eq!(stats["pullCount"], 9);
+    assert_eq!(
+        json_at(&valkey, &key(HOLD_DID, "hold:captain"))["public"],
+        true
+    );
+    assert_eq!(
+        zscore(&valkey, &key(OWNER, "repo:web:stars"), STARRER),
+        None,
+        "star moved away"
+    );
+    assert!(
+        zscore(&valkey, &key(OWNER, "repo:api:stars"), STARRER).is_some(),
+        "star moved here"
+    );
+    assert_eq!(
+        valkey
+            .exec(&["ZRANGE", &key(STARRER, "starred"), "0", "-1"])
+            .strings(),
+        vec![format!("{OWNER}/api")]
+    );
+    let title = valkey.exec(&[
+        "HGET",
+        &key(OWNER, "repo:web:annotations"),
+        "org.opencontainers.image.title",
+    ]);
+    assert_eq!(title.as_str(), Some("renamed"));
+
+    jetstream.push_all([
+        event_delete(OWNER, &mut clock, &revs.next(), REPO_PAGE, "api"),
+        event_delete(OWNER, &mut clock, &revs.next(), PROFILE, "self"),
+        event_delete(HOLD_DID, &mut clock, &revs.next(), LAYER, "l1"),
+        event_delete(HOLD_DID, &mut clock, &revs.next(), SCAN, &image.rkey),
+        event_delete(STARRER, &mut clock, &revs.next(), STAR, "s1"),
+    ]);
+    index(&valkey, &jetstream).await;
+    assert!(!exists(&valkey, &key(OWNER, "repo:api:page")));
+    assert_eq!(
+        zscore(&valkey, &key(OWNER, "repos"), "api"),
+        None,
+        "nothing of api remains"
+    );
+    assert!(!exists(&valkey, &scan_key));
+    assert_eq!(
+        valkey
+            .exec(&["ZCARD", &key(OWNER, "repo:api:stars")])
+            .as_int(),
+        Some(0)
+    );
+    for (did, collection, rkey) in [
+        (OWNER, PROFILE, "self"),
+        (HOLD_DID, LAYER, "l1"),
+        (OWNER, REPO_PAGE, "api"),
+    ] {
+        let tombstone_key = key(did, &format!("rec:{collection}:{rkey}"));
+        assert_eq!(
+            json_at(&valkey, &tombstone_key)["deleted"],
+            true,
+            "{tombstone_key}"
+        );
+        assert_class(&valkey, &tombstone_key, Some(TOMBSTONE));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_rev_never_replaces_a_newer_one() {
+    let valkey = Valkey::start();
+    let jetstream = FakeJetstream::new();
+    let (mut clock, mut revs) = (Clock::new(EPOCH_US), Revs::new(EPOCH_US));
+    let at = datetime(clock.peek());
+    let (old_rev, new_rev) = (revs.next(), revs.next());
+    jetstream.push_all([
+        event_commit(
+            OWNER,
+            &mut clock,
+            &new_rev,
+            "create",
+            REPO_PAGE,
+            "web",
+            Some(repo_page("web", "new", &at)),
+        ),
+        event_commit(
+            OWNER,
+            &mut clock,
+            &old_rev,
+            "update",
+            REPO_PAGE,
+            "web",
+            Some(repo_page("web", "old", &at)),
+        ),
+        event_delete(OWNER, &mut clock, &new_rev, TAG, "t1"),
+        event_commit(
+            OWNER,
+            &mut clock,
+            &old_rev,
+            "create",
+            TAG,
+            "t1",
+            Some(tag_old("web", "v1", &digest("x"), &at)),
+        ),
+    ]);
+    index(&valkey, &jetstream).await;
+    assert_eq!(
+        json_at(&valkey, &key(OWNER, "repo:web:page"))["description"],
+        "new"
+    );
+    assert!(
+        hash_json(&valkey, &key(OWNER, "repo:web:tags"), "v1").is_none(),
+        "the tombstone wins"
+    );
+    assert_eq!(
+        json_at(&valkey, &key(OWNER, "rec:io.atcr.tag:t1"))["deleted"],
+        true
+    );
+}

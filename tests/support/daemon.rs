@@ -29,6 +29,9 @@ pub struct Options {
     pub dictionary: Option<Vec<u8>>,
     /// Extra flags.
     pub extra: Vec<String>,
+    /// `--cursor-save-interval`, in seconds (1 unless a test needs the periodic save out of
+    /// the way).
+    pub cursor_save_interval_secs: u64,
 }
 
 impl Options {
@@ -39,6 +42,7 @@ impl Options {
             valkey: valkey.to_owned(),
             dictionary: None,
             extra: Vec::new(),
+            cursor_save_interval_secs: 1,
         }
     }
 }
@@ -58,13 +62,10 @@ impl Daemon {
             std::fs::write(&path, bytes).expect("write dictionary");
             command.arg("--zstd-dictionary").arg(path);
         }
+        let save_interval = options.cursor_save_interval_secs.to_string();
         command
-            .args([
-                "--cursor-save-interval",
-                "1",
-                "--jetstream-backoff-initial-ms",
-                "50",
-            ])
+            .args(["--cursor-save-interval", &save_interval])
+            .args(["--jetstream-backoff-initial-ms", "50"])
             .args(["--jetstream-backoff-max", "1"])
             .args(&options.extra)
             .env("ATCR_INDEXER_LOG_LEVEL", "debug,fred=info")
@@ -120,6 +121,23 @@ impl Daemon {
                 panic!("daemon did not exit in time; log:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits up to `timeout` (polling on the tokio timer) for the process to exit on its own;
+    /// `None` while it still runs.
+    pub async fn exit_within(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut().expect("running");
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
