@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use url::Url;
 
 use crate::cursor::Progress;
+use crate::index::{Outcome, Plan, UserCheck};
 use crate::jetstream::Item;
 use crate::metrics;
 use crate::valkey::{SaveOutcome, Store, StoreError, StoredCursor};
@@ -23,6 +24,24 @@ const RETRY_MAX_DELAY: Duration = Duration::from_secs(5);
 /// First pause after a failed batch: short, since most outages are a restart.
 const RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
 
+/// What a written batch asks of identity resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserAction {
+    /// A commit from an account whose `user` key is missing.
+    Resolve(String),
+    /// A commit from an account whose `user` key expires soon.
+    Refresh(String),
+    /// An identity event for an account the cache knows.
+    Reresolve(String),
+    /// An active account event (it may have come back after a purge).
+    Reactivated(String),
+    /// The account was purged (rule 6).
+    Forget(String),
+}
+
+/// Receives user actions; must not block.
+pub type UserHook = Box<dyn Fn(UserAction) + Send + Sync>;
+
 /// Applies queued plans and keeps the cursor.
 pub struct Writer {
     store: Store,
@@ -32,6 +51,7 @@ pub struct Writer {
     replay: watch::Sender<u64>,
     progress: Progress,
     saved: Option<(i64, usize)>,
+    users: Option<(UserHook, i64)>,
 }
 
 impl Writer {
@@ -51,7 +71,15 @@ impl Writer {
             replay,
             progress,
             saved: None,
+            users: None,
         }
+    }
+
+    /// Sends user actions to `hook`; a `user` key with less than `refresh_below` seconds left
+    /// is refreshed.
+    pub fn with_users(mut self, hook: UserHook, refresh_below: i64) -> Writer {
+        self.users = Some((hook, refresh_below));
+        self
     }
 
     /// Runs until the queue closes (the reader stopped), then saves the cursor.
@@ -113,6 +141,7 @@ impl Writer {
                     if failing {
                         tracing::info!("valkey is taking writes again");
                     }
+                    self.user_actions(&plans, &report.user_ttls);
                     return Ok(());
                 }
                 Err(StoreError::DataLost) => {
@@ -192,6 +221,40 @@ impl Writer {
         tracing::warn!("valkey lost its data; replaying from the oldest retained event");
         let _ = self.replay.send(epoch);
         true
+    }
+}
+
+impl Writer {
+    fn user_actions(&self, plans: &[Plan], user_ttls: &[(usize, i64)]) {
+        let Some((hook, refresh_below)) = &self.users else {
+            return;
+        };
+        for (index, ttl) in user_ttls {
+            let plan = &plans[*index];
+            if let Some(action) = user_action(plan, *ttl, *refresh_below) {
+                hook(action);
+            }
+        }
+        for plan in plans {
+            match plan.outcome {
+                Outcome::Account { purged: true, .. } => hook(UserAction::Forget(plan.did.clone())),
+                Outcome::Account { active: true, .. } => {
+                    hook(UserAction::Reactivated(plan.did.clone()))
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// What a `user` key's TTL (`-2`: missing) means for the plan that reported it.
+pub fn user_action(plan: &Plan, ttl: i64, refresh_below: i64) -> Option<UserAction> {
+    let did = plan.did.clone();
+    match plan.user_check? {
+        UserCheck::Commit if ttl == -2 => Some(UserAction::Resolve(did)),
+        UserCheck::Commit if (0..refresh_below).contains(&ttl) => Some(UserAction::Refresh(did)),
+        UserCheck::Identity if ttl != -2 => Some(UserAction::Reresolve(did)),
+        _ => None,
     }
 }
 

@@ -66,10 +66,27 @@ pub enum Outcome {
     Delete,
     /// The record failed validation and is applied as a delete at its rev.
     Rejected(records::Rejection),
-    /// An identity event (counted; what it changes comes with identity resolution).
+    /// An identity event: a known account is resolved again.
     Identity,
-    /// An account event (counted; what it changes comes with identity resolution).
-    Account,
+    /// An account event.
+    Account {
+        /// The account is active (again): resolve it if it was purged before.
+        active: bool,
+        /// The account is gone (rule 6): all its keys are removed.
+        purged: bool,
+    },
+}
+
+/// Statuses of an inactive account whose keys rule 6 removes.
+pub const PURGED_STATUSES: [&str; 4] = ["deleted", "takendown", "suspended", "deactivated"];
+
+/// What the writer learns about the account's `user` key from a plan's main step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserCheck {
+    /// A commit: resolve the account if its user key is missing, refresh it if it expires soon.
+    Commit,
+    /// An identity event: resolve the account again if the cache knows it.
+    Identity,
 }
 
 /// The main step, or how to build it from the answer of a resolve step.
@@ -90,6 +107,10 @@ pub enum Main {
 pub struct Plan {
     /// The event's `time_us`, for the cursor.
     pub time_us: i64,
+    /// The event's account.
+    pub did: String,
+    /// Whether the main step reports the TTL of the account's `user` key, and why.
+    pub user_check: Option<UserCheck>,
     /// The collection label for metrics (`other` for unknown `io.atcr.*` collections).
     pub collection: &'static str,
     /// What the event was.
@@ -162,14 +183,38 @@ impl Indexer {
     pub fn plan(&self, event: &Event) -> Plan {
         match &event.body {
             Body::Commit(commit) => self.commit(event, commit),
-            Body::Identity { .. } => self.nothing(event, Outcome::Identity),
-            Body::Account { .. } => self.nothing(event, Outcome::Account),
+            Body::Identity { .. } => self.identity(event),
+            Body::Account { active, status } => self.account(event, *active, status.as_deref()),
         }
+    }
+
+    fn identity(&self, event: &Event) -> Plan {
+        let mut plan = self.nothing(event, Outcome::Identity);
+        plan.user_check = Some(UserCheck::Identity);
+        plan.main_slot = Some(Slot::Account(event.did.clone()));
+        plan.main = Main::Ready(self.step(&event.did, None, vec![Op::UserTtl]));
+        plan
+    }
+
+    /// Rule 6: an account that is gone loses every key, and its stars in other accounts.
+    fn account(&self, event: &Event, active: bool, status: Option<&str>) -> Plan {
+        let purged = !active && status.is_some_and(|status| PURGED_STATUSES.contains(&status));
+        let mut plan = self.nothing(event, Outcome::Account { active, purged });
+        if purged {
+            let pattern = format!("{}*", glob_escape(&self.keys.account(&event.did)));
+            plan.main_slot = Some(Slot::Account(event.did.clone()));
+            plan.main =
+                Main::Ready(self.step(&event.did, None, vec![Op::PurgeAccount { pattern }]));
+            plan.follows_unknown_slot = true;
+        }
+        plan
     }
 
     fn nothing(&self, event: &Event, outcome: Outcome) -> Plan {
         Plan {
             time_us: event.time_us,
+            did: event.did.clone(),
+            user_check: None,
             collection: "",
             outcome,
             notes: Vec::new(),
@@ -185,6 +230,7 @@ impl Indexer {
         let collection = collection_label(&commit.collection);
         let mut plan = self.nothing(event, Outcome::Delete);
         plan.collection = collection;
+        plan.user_check = Some(UserCheck::Commit);
         plan.main_slot = Some(Slot::Account(event.did.clone()));
         let raw = match (&commit.operation, &commit.record) {
             (Operation::Delete, _) | (_, None) => return self.delete(plan, event, commit),
@@ -550,6 +596,7 @@ impl Indexer {
             value: render::record(&uri, commit.cid.as_deref(), &commit.rev, event.time_us, raw),
             ttl: self.ttl.record,
         });
+        ops.push(Op::UserTtl);
         ops
     }
 
@@ -602,6 +649,19 @@ fn rebuilt_commit(event: &Event, rev: &str, collection: &str, cid: &Option<Strin
         record: None,
         cid: cid.clone(),
     }
+}
+
+/// Escapes the glob characters of a SCAN pattern (none occur in validated DIDs and prefixes;
+/// escaping keeps that an invariant of this function rather than of its callers).
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if matches!(character, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
 }
 
 /// `sha256:<rkey>` when the record key is 64 lowercase hex, as scan keys are.

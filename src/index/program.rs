@@ -131,6 +131,11 @@ pub enum Op {
         rkey: String,
         fallback: Option<String>,
     },
+    /// Reports the TTL of the account's `user` key in the step's answer (`-2`: missing).
+    UserTtl,
+    /// Rule 6: emits the removal of the account's stars from their owners' sets and of its
+    /// repositories from `recent:pushes`, then deletes every key matching `pattern`.
+    PurgeAccount { pattern: String },
     /// Updates `recent:pushes`: adds or moves `member`, or removes it; trims to `keep`.
     Recent {
         key: String,

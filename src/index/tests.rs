@@ -215,8 +215,8 @@ fn a_star_whose_page_key_is_no_repository_name_is_only_cached() {
     let step = indexer.complete_star(pending, None);
     assert_eq!(
         step.program.ops.len(),
-        1,
-        "only the record: {:?}",
+        2,
+        "only the record and the user check: {:?}",
         step.program.ops
     );
 }
@@ -298,11 +298,64 @@ fn a_scan_resolves_its_digest_with_the_key_as_fallback() {
 }
 
 #[test]
-fn identity_and_account_events_write_nothing_yet() {
+fn an_identity_event_only_asks_for_the_user_key_ttl() {
     let json = format!(r#"{{"did":"{OWNER}","time_us":9,"kind":"identity","identity":{{}}}}"#);
     let plan = indexer().plan(&event::decode(json.as_bytes(), false).expect("valid"));
-    assert!(matches!(plan.main, Main::Nothing));
+    assert_eq!(ready(&plan).program.ops, vec![Op::UserTtl]);
     assert_eq!(plan.outcome, Outcome::Identity);
+    assert_eq!(plan.user_check, Some(UserCheck::Identity));
+}
+
+fn account_event(active: bool, status: Option<&str>) -> Plan {
+    let status = status.map_or(String::new(), |status| format!(r#","status":"{status}""#));
+    let json = format!(
+        r#"{{"did":"{OWNER}","time_us":9,"kind":"account","account":{{"active":{active}{status}}}}}"#
+    );
+    indexer().plan(&event::decode(json.as_bytes(), false).expect("valid"))
+}
+
+#[test]
+fn a_deleted_account_is_purged_by_pattern() {
+    for status in ["deleted", "takendown", "suspended", "deactivated"] {
+        let plan = account_event(false, Some(status));
+        assert_eq!(
+            plan.outcome,
+            Outcome::Account {
+                active: false,
+                purged: true
+            }
+        );
+        let pattern = format!("atcr:{{{OWNER}}}:*");
+        assert_eq!(ready(&plan).program.ops, vec![Op::PurgeAccount { pattern }]);
+        assert!(
+            plan.follows_unknown_slot,
+            "star removals go to other owners"
+        );
+    }
+}
+
+#[test]
+fn other_account_events_write_nothing() {
+    for (active, status) in [
+        (true, None),
+        (false, Some("desynchronized")),
+        (false, Some("throttled")),
+    ] {
+        let plan = account_event(active, status);
+        assert!(matches!(plan.main, Main::Nothing), "{status:?}");
+        assert_eq!(
+            plan.outcome,
+            Outcome::Account {
+                active,
+                purged: false
+            }
+        );
+    }
+}
+
+#[test]
+fn glob_characters_are_escaped() {
+    assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
 }
 
 #[test]
@@ -317,7 +370,7 @@ fn unknown_collections_are_cached_raw_with_a_bounded_label() {
     ));
     assert_eq!(plan.collection, "other");
     let step = ready(&plan);
-    assert_eq!(step.program.ops.len(), 1);
+    assert_eq!(step.program.ops.len(), 2, "the record and the user check");
     let record = set_value(
         step,
         &format!("atcr:{{{OWNER}}}:rec:io.atcr.future.thing:k"),

@@ -231,6 +231,29 @@ ops.resolve_manifest = function(op)
   if loc then out.answer = cjson.decode(loc).digest else out.answer = val(op.fallback) end
 end
 
+ops.user_ttl = function()
+  out.user_ttl = redis.call('TTL', base .. 'user')
+end
+
+ops.purge_account = function(op)
+  for _, member in ipairs(redis.call('ZRANGE', base .. 'starred', 0, -1)) do
+    local slash = string.find(member, '/', 1, true)
+    if slash then
+      table.insert(follow, { op = 'star_remove', owner = string.sub(member, 1, slash - 1),
+        repository = string.sub(member, slash + 1), starrer = did })
+    end
+  end
+  for _, repository in ipairs(redis.call('ZRANGE', base .. 'repos', 0, -1)) do
+    table.insert(follow, { op = 'recent', did = did, repository = repository })
+  end
+  local cursor = '0'
+  repeat
+    local reply = redis.call('SCAN', cursor, 'MATCH', op.pattern, 'COUNT', 1000)
+    cursor = reply[1]
+    if #reply[2] > 0 then redis.call('DEL', unpack(reply[2])) end
+  until cursor == '0'
+end
+
 ops.recent = function(op)
   local score = val(op.score)
   if score then

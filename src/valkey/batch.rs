@@ -97,6 +97,8 @@ mod tests {
     fn plan(did: &str, follow: &[Slot], unknown: bool) -> Plan {
         Plan {
             time_us: 1,
+            did: did.into(),
+            user_check: None,
             collection: "io.atcr.tag",
             outcome: Outcome::Put,
             notes: vec![],

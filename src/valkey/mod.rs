@@ -128,6 +128,8 @@ pub struct Report {
     pub failed: Vec<(usize, String)>,
     /// Anomalies the script found, such as tag pointers that disagree.
     pub notes: Vec<String>,
+    /// TTL of the account's `user` key (`-2`: missing) by plan index, for plans that ask.
+    pub user_ttls: Vec<(usize, i64)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +140,7 @@ struct StepOutput {
     follow: Vec<FollowUp>,
     #[serde(default)]
     notes: Vec<String>,
+    user_ttl: Option<i64>,
 }
 
 /// A Valkey connection with the schema's script loaded.
@@ -242,6 +245,9 @@ impl Store {
             }
             for (index, stage) in stages.iter_mut().enumerate() {
                 let outputs = answers.remove(&index).unwrap_or_default();
+                if let Some(ttl) = outputs.iter().find_map(|output| output.user_ttl) {
+                    report.user_ttls.push((offset + index, ttl));
+                }
                 *stage = stage.advance(&plans[index], outputs, &self.indexer, report);
             }
         }
@@ -365,6 +371,23 @@ impl Store {
             .hset(&self.cursor_key, fields)
             .await
             .map_err(|e| StoreError::from_fred(&e))?;
+        Ok(())
+    }
+
+    /// Writes `P:{D}:user` with its TTL class.
+    pub async fn set_user(
+        &self,
+        did: &str,
+        value: String,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = self.indexer.keys().user(did);
+        let expiry = Some(Expiration::EX(ttl.as_secs().max(1) as i64));
+        let _: () = self
+            .client
+            .set(key, value, expiry, None, false)
+            .await
+            .map_err(|error| StoreError::from_fred(&error))?;
         Ok(())
     }
 

@@ -1,0 +1,213 @@
+//! Rule 6 of docs/keys.md against a real Valkey: an account that is deleted, taken down,
+//! suspended or deactivated loses every key, tombstones included, and its stars elsewhere.
+
+mod support;
+
+use std::time::Duration;
+
+use support::daemon::{Daemon, Options};
+use support::events::*;
+use support::jetstream::FakeJetstream;
+use support::valkey::Valkey;
+
+const OWNER: &str = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
+const GONE: &str = "did:plc:gggggggggggggggggggggggg";
+
+fn cursor(valkey: &Valkey) -> Option<i64> {
+    let reply = valkey.exec(&["HGET", "atcr:cursor:jetstream", "time_us"]);
+    reply.as_str().and_then(|text| text.parse().ok())
+}
+
+async fn index(valkey: &Valkey, jetstream: &FakeJetstream) {
+    let last = jetstream
+        .events()
+        .last()
+        .and_then(|line| time_us_of(line))
+        .expect("events");
+    let mut daemon = Daemon::start(&Options::new(&jetstream.url(), &valkey.url()));
+    let reached = valkey
+        .wait_until(Duration::from_secs(30), |v| cursor(v) >= Some(last))
+        .await;
+    assert!(
+        reached,
+        "cursor never reached {last}; log:\n{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.stop().success(),
+        "daemon exit; log:\n{}",
+        daemon.log()
+    );
+}
+
+/// GONE pushes an image, tags it, deletes a tag (a tombstone), and stars OWNER's repository;
+/// OWNER stars GONE's repository.
+fn history(jetstream: &FakeJetstream, clock: &mut Clock, revs: &mut Revs) {
+    let at = datetime(clock.peek());
+    let digest = digest("gone-image");
+    let rkey = digest_hex(&digest).to_owned();
+    let image = manifest_image(
+        "app",
+        &digest,
+        &Descriptor::config("g"),
+        &[Descriptor::layer("g")],
+        &at,
+    );
+    let uri = at_uri(GONE, MANIFEST, &rkey);
+    jetstream.push_all([
+        event_commit(
+            GONE,
+            clock,
+            &revs.next(),
+            "create",
+            MANIFEST,
+            &rkey,
+            Some(image),
+        ),
+        event_commit(
+            GONE,
+            clock,
+            &revs.next(),
+            "create",
+            TAG,
+            "t1",
+            Some(tag("app", "latest", &uri, &at)),
+        ),
+        event_commit(
+            GONE,
+            clock,
+            &revs.next(),
+            "create",
+            TAG,
+            "t2",
+            Some(tag("app", "old", &uri, &at)),
+        ),
+        event_delete(GONE, clock, &revs.next(), TAG, "t2"),
+        event_commit(
+            GONE,
+            clock,
+            &revs.next(),
+            "create",
+            STAR,
+            "s1",
+            Some(star_old(OWNER, "web", &at)),
+        ),
+        event_commit(
+            OWNER,
+            clock,
+            &revs.next(),
+            "create",
+            REPO_PAGE,
+            "web",
+            Some(repo_page("web", "x", &at)),
+        ),
+        event_commit(
+            OWNER,
+            clock,
+            &revs.next(),
+            "create",
+            STAR,
+            "s9",
+            Some(star_old(GONE, "app", &at)),
+        ),
+    ]);
+}
+
+async fn purged_by(status: &str) {
+    let valkey = Valkey::start();
+    let jetstream = FakeJetstream::new();
+    let (mut clock, mut revs) = (Clock::new(EPOCH_US), Revs::new(EPOCH_US));
+    history(&jetstream, &mut clock, &mut revs);
+    index(&valkey, &jetstream).await;
+    assert!(
+        valkey.keys(&format!("atcr:{{{GONE}}}:")).len() > 5,
+        "GONE has keys before"
+    );
+    let stars = format!("atcr:{{{OWNER}}}:repo:web:stars");
+    assert_eq!(valkey.exec(&["ZCARD", &stars]).as_int(), Some(1));
+
+    jetstream.push(event_account(GONE, &mut clock, false, Some(status)));
+    index(&valkey, &jetstream).await;
+    let left = valkey.keys(&format!("atcr:{{{GONE}}}:"));
+    assert!(left.is_empty(), "{status}: keys left: {left:?}");
+    assert_eq!(
+        valkey.exec(&["ZCARD", &stars]).as_int(),
+        Some(0),
+        "{status}: its star remains"
+    );
+    let recent = valkey.exec(&["ZSCORE", "atcr:recent:pushes", &format!("{GONE}/app")]);
+    assert!(recent.is_nil(), "{status}: its push stays listed");
+    let page = valkey.exec(&["EXISTS", &format!("atcr:{{{OWNER}}}:repo:web:page")]);
+    assert_eq!(page.as_int(), Some(1), "other accounts keep their keys");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_account_loses_every_key_and_its_stars() {
+    purged_by("deleted").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_down_account_loses_every_key_and_its_stars() {
+    purged_by("takendown").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivated_account_loses_every_key_and_its_stars() {
+    purged_by("deactivated").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_account_loses_every_key_and_its_stars() {
+    purged_by("suspended").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reactivated_account_is_indexed_again_from_its_next_events() {
+    let valkey = Valkey::start();
+    let jetstream = FakeJetstream::new();
+    let (mut clock, mut revs) = (Clock::new(EPOCH_US), Revs::new(EPOCH_US));
+    history(&jetstream, &mut clock, &mut revs);
+    jetstream.push(event_account(GONE, &mut clock, false, Some("deactivated")));
+    jetstream.push(event_account(GONE, &mut clock, true, None));
+    let at = datetime(clock.peek());
+    jetstream.push(event_commit(
+        GONE,
+        &mut clock,
+        &revs.next(),
+        "create",
+        REPO_PAGE,
+        "app",
+        Some(repo_page("app", "back", &at)),
+    ));
+    index(&valkey, &jetstream).await;
+    let page = valkey.exec(&["GET", &format!("atcr:{{{GONE}}}:repo:app:page")]);
+    assert!(
+        page.as_str().is_some_and(|page| page.contains("back")),
+        "indexed again: {page:?}"
+    );
+    let tags = valkey.exec(&["EXISTS", &format!("atcr:{{{GONE}}}:repo:app:tags")]);
+    assert_eq!(
+        tags.as_int(),
+        Some(0),
+        "what came before the purge stays gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desynchronized_or_throttled_accounts_keep_their_keys() {
+    let valkey = Valkey::start();
+    let jetstream = FakeJetstream::new();
+    let (mut clock, mut revs) = (Clock::new(EPOCH_US), Revs::new(EPOCH_US));
+    history(&jetstream, &mut clock, &mut revs);
+    index(&valkey, &jetstream).await;
+    let before = valkey.keys(&format!("atcr:{{{GONE}}}:"));
+    jetstream.push(event_account(
+        GONE,
+        &mut clock,
+        false,
+        Some("desynchronized"),
+    ));
+    jetstream.push(event_account(GONE, &mut clock, false, Some("throttled")));
+    index(&valkey, &jetstream).await;
+    assert_eq!(valkey.keys(&format!("atcr:{{{GONE}}}:")), before);
+}
