@@ -66,90 +66,103 @@ pub enum FollowUp {
 impl Indexer {
     /// The step that applies one follow-up.
     pub fn follow_up(&self, follow: &FollowUp) -> Step {
-        let keys = self.keys();
-        let ttl = self.ttl();
-        match follow {
+        let (owner, op) = match follow {
+            FollowUp::Recent {
+                did,
+                repository,
+                score,
+            } => return self.recent_step(did, repository, score.clone()),
             FollowUp::StarAdd {
                 owner,
                 repository,
                 starrer,
                 score,
-            } => self.owner_step(
-                owner,
-                Op::Zadd {
-                    key: keys.repo(owner, repository, "stars"),
-                    member: starrer.clone(),
-                    score: score.clone(),
-                    only_new: false,
-                    ttl: ttl.aggregate,
-                },
-            ),
+            } => (owner, self.star_add(owner, repository, starrer, score)),
             FollowUp::StarRemove {
                 owner,
                 repository,
                 starrer,
-            } => self.owner_step(
-                owner,
-                Op::Zrem {
-                    key: keys.repo(owner, repository, "stars"),
-                    member: starrer.clone(),
-                },
-            ),
+            } => {
+                let key = self.keys().repo(owner, repository, "stars");
+                (
+                    owner,
+                    Op::Zrem {
+                        key,
+                        member: starrer.clone(),
+                    },
+                )
+            }
             FollowUp::StatsSet {
                 owner,
                 repository,
                 hold,
                 value,
-            } => self.owner_step(
-                owner,
-                Op::Hset {
-                    key: keys.repo(owner, repository, "stats"),
-                    field: hold.clone(),
-                    value: value.clone(),
-                    ttl: ttl.aggregate,
-                },
-            ),
+            } => (owner, self.stats_set(owner, repository, hold, value)),
             FollowUp::StatsRemove {
                 owner,
                 repository,
                 hold,
-            } => self.owner_step(
-                owner,
-                Op::Hdel {
-                    key: keys.repo(owner, repository, "stats"),
-                    field: hold.clone(),
-                },
-            ),
+            } => {
+                let key = self.keys().repo(owner, repository, "stats");
+                (
+                    owner,
+                    Op::Hdel {
+                        key,
+                        field: hold.clone(),
+                    },
+                )
+            }
             FollowUp::ScanSet {
                 owner,
                 digest,
                 value,
                 ..
-            } => self.owner_step(
-                owner,
-                Op::Set {
-                    key: keys.manifest(owner, digest, ":scan"),
-                    value: value.clone(),
-                    ttl: ttl.record,
-                },
-            ),
+            } => {
+                let key = self.keys().manifest(owner, digest, ":scan");
+                (
+                    owner,
+                    Op::Set {
+                        key,
+                        value: value.clone(),
+                        ttl: self.ttl().record,
+                    },
+                )
+            }
             FollowUp::ScanRemove {
                 owner,
                 digest,
                 hold,
-            } => self.owner_step(
-                owner,
-                Op::DelIf {
-                    key: keys.manifest(owner, digest, ":scan"),
-                    json_field: "hold".to_owned(),
-                    equals: hold.clone(),
-                },
-            ),
-            FollowUp::Recent {
-                did,
-                repository,
-                score,
-            } => self.recent_step(did, repository, score.clone()),
+            } => {
+                let key = self.keys().manifest(owner, digest, ":scan");
+                (
+                    owner,
+                    Op::DelIf {
+                        key,
+                        json_field: "hold".to_owned(),
+                        equals: hold.clone(),
+                    },
+                )
+            }
+        };
+        self.step(owner, None, vec![op])
+    }
+
+    fn star_add(&self, owner: &str, repository: &str, starrer: &str, score: &str) -> Op {
+        Op::Zadd {
+            key: self.keys().repo(owner, repository, "stars"),
+            member: starrer.to_owned(),
+            score: score.to_owned(),
+            only_new: false,
+            ttl: self.ttl().aggregate,
+        }
+    }
+
+    fn stats_set(&self, owner: &str, repository: &str, hold: &str, value: &str) -> Op {
+        Op::Hset {
+            key: self.keys().repo(owner, repository, "stats"),
+            field: hold.to_owned(),
+            value: value.to_owned(),
+            ttl: self.ttl().aggregate,
         }
     }
 
@@ -164,10 +177,6 @@ impl Indexer {
             | FollowUp::ScanRemove { owner, .. } => Slot::Account(owner.clone()),
             FollowUp::Recent { .. } => Slot::Global,
         }
-    }
-
-    fn owner_step(&self, owner: &str, op: Op) -> Step {
-        self.step(owner, None, vec![op])
     }
 
     fn recent_step(&self, did: &str, repository: &str, score: Option<String>) -> Step {

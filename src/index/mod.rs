@@ -130,25 +130,21 @@ pub struct Plan {
     pub follows_unknown_slot: bool,
 }
 
-/// A star waiting for its repository name.
+/// A main step waiting for a name that only another account's slot knows.
 #[derive(Debug, Clone)]
-pub struct PendingStar {
+pub struct Pending<R> {
     event: Event,
     commit_rev: String,
-    star: records::Star,
+    record: R,
     raw: String,
     cid: Option<String>,
 }
 
+/// A star waiting for its repository name.
+pub type PendingStar = Pending<records::Star>;
+
 /// A scan waiting for its manifest digest.
-#[derive(Debug, Clone)]
-pub struct PendingScan {
-    event: Event,
-    commit_rev: String,
-    scan: records::Scan,
-    raw: String,
-    cid: Option<String>,
-}
+pub type PendingScan = Pending<records::Scan>;
 
 /// Builds plans; holds the key prefix and expiries.
 #[derive(Debug, Clone)]
@@ -282,79 +278,64 @@ impl Indexer {
         plan
     }
 
-    fn put(
+    fn put(&self, plan: Plan, event: &Event, commit: &Commit, record: Record, raw: &str) -> Plan {
+        match record {
+            Record::Star(star) => self.star(plan, pending(event, commit, raw, star)),
+            Record::Scan(scan) => self.scan(plan, pending(event, commit, raw, scan)),
+            record => self.derived(plan, event, commit, &record, raw),
+        }
+    }
+
+    fn derived(
         &self,
         mut plan: Plan,
         event: &Event,
         commit: &Commit,
-        record: Record,
+        record: &Record,
         raw: &str,
     ) -> Plan {
         let did = event.did.as_str();
-        let pending = |kind| {
-            (
-                event.clone(),
-                commit.rev.clone(),
-                raw.to_owned(),
-                commit.cid.clone(),
-                kind,
-            )
+        let derived = self.derive(did, commit, record);
+        plan.follow_slots = derived.follow_slots;
+        let ops = self.with_record(derived.ops, event, commit, raw);
+        plan.main = Main::Ready(self.step(did, Some(guard(&self.keys, did, commit)), ops));
+        plan
+    }
+
+    fn star(&self, mut plan: Plan, pending: Pending<records::Star>) -> Plan {
+        let owner = pending.record.owner.clone();
+        plan.follow_slots.push(Slot::Account(owner.clone()));
+        plan.main = match &pending.record.subject {
+            StarSubject::Page { rkey } => {
+                let resolve = Op::ResolvePage { rkey: rkey.clone() };
+                plan.resolve = Some(self.step(&owner, None, vec![resolve]));
+                Main::Star(Box::new(pending))
+            }
+            StarSubject::Repository(_) => Main::Ready(self.complete_star(&pending, None)),
         };
-        match record {
-            Record::Star(star) => {
-                let owner = star.owner.clone();
-                plan.follow_slots.push(Slot::Account(owner.clone()));
-                if let StarSubject::Page { rkey } = &star.subject {
-                    plan.resolve =
-                        Some(self.step(&owner, None, vec![Op::ResolvePage { rkey: rkey.clone() }]));
-                }
-                let (event, commit_rev, raw, cid, ()) = pending(());
-                let pending = PendingStar {
-                    event,
-                    commit_rev,
-                    star,
-                    raw,
-                    cid,
-                };
-                plan.main = match plan.resolve {
-                    Some(_) => Main::Star(Box::new(pending)),
-                    None => Main::Ready(self.complete_star(&pending, None)),
-                };
-            }
-            Record::Scan(scan) => {
-                plan.follow_slots.push(Slot::Account(scan.owner.clone()));
-                let fallback = digest_from_hex(&commit.rkey);
-                let resolve = Op::ResolveManifest {
-                    rkey: scan.manifest_rkey.clone(),
-                    fallback,
-                };
-                plan.resolve = Some(self.step(&scan.owner, None, vec![resolve]));
-                let (event, commit_rev, raw, cid, ()) = pending(());
-                plan.main = Main::Scan(Box::new(PendingScan {
-                    event,
-                    commit_rev,
-                    scan,
-                    raw,
-                    cid,
-                }));
-            }
-            record => {
-                let derived = self.derive(did, commit, &record);
-                plan.follow_slots = derived.follow_slots;
-                let ops = self.with_record(derived.ops, event, commit, raw);
-                plan.main = Main::Ready(self.step(did, Some(guard(&self.keys, did, commit)), ops));
-            }
-        }
+        plan
+    }
+
+    fn scan(&self, mut plan: Plan, pending: Pending<records::Scan>) -> Plan {
+        let scan = &pending.record;
+        plan.follow_slots.push(Slot::Account(scan.owner.clone()));
+        let fallback = digest_from_hex(&rebuilt_rkey(&pending.event));
+        let resolve = Op::ResolveManifest {
+            rkey: scan.manifest_rkey.clone(),
+            fallback,
+        };
+        plan.resolve = Some(self.step(&scan.owner, None, vec![resolve]));
+        plan.main = Main::Scan(Box::new(pending));
         plan
     }
 
     /// Builds a star's main step once its repository name is known (`None`: the record names
     /// it, or the resolve step found nothing and the page rkey is the name).
     pub fn complete_star(&self, pending: &PendingStar, resolved: Option<&str>) -> Step {
-        let PendingStar {
+        let Pending {
             event,
             commit_rev,
-            star,
+            record: star,
             raw,
             cid,
         } = pending;
@@ -395,10 +376,10 @@ impl Indexer {
     /// Builds a scan's main step once the scanned manifest's digest is known (`None`: neither
     /// the owner's locator nor the record key names it; the record is cached, nothing derived).
     pub fn complete_scan(&self, pending: &PendingScan, digest: Option<&str>) -> Step {
-        let PendingScan {
+        let Pending {
             event,
             commit_rev,
-            scan,
+            record: scan,
             raw,
             cid,
         } = pending;
@@ -636,11 +617,26 @@ fn at_uri(did: &str, commit: &Commit) -> String {
     format!("at://{did}/{}/{}", commit.collection, commit.rkey)
 }
 
-fn rebuilt_commit(event: &Event, rev: &str, collection: &str, cid: &Option<String>) -> Commit {
-    let rkey = match &event.body {
+fn pending<R>(event: &Event, commit: &Commit, raw: &str, record: R) -> Pending<R> {
+    Pending {
+        event: event.clone(),
+        commit_rev: commit.rev.clone(),
+        record,
+        raw: raw.to_owned(),
+        cid: commit.cid.clone(),
+    }
+}
+
+/// The record key of a commit event.
+fn rebuilt_rkey(event: &Event) -> String {
+    match &event.body {
         Body::Commit(commit) => commit.rkey.clone(),
         _ => String::new(),
-    };
+    }
+}
+
+fn rebuilt_commit(event: &Event, rev: &str, collection: &str, cid: &Option<String>) -> Commit {
+    let rkey = rebuilt_rkey(event);
     Commit {
         rev: rev.to_owned(),
         operation: Operation::Update,
