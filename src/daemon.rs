@@ -9,7 +9,7 @@ use crate::index::program::TtlSecs;
 use crate::index::Indexer;
 use crate::jetstream::frame::{Dictionary, DictionaryError};
 use crate::jetstream::{host_label, Reader};
-use crate::valkey::{Store, StoreError};
+use crate::valkey::{Store, StoreError, StoredCursor};
 use crate::writer::{now_us, Writer};
 
 /// Why the daemon could not run. All fatal.
@@ -59,7 +59,7 @@ pub async fn connect(
         }
     });
     tokio::select! {
-        () = waiting => Ok(Some(store)),
+        waited = waiting => waited.map(|()| Some(store)).map_err(DaemonError::from),
         () = cancel.cancelled() => Ok(None),
     }
 }
@@ -115,11 +115,15 @@ async fn boot(settings: &Settings, store: &Store) -> Result<cursor::Boot, Daemon
         (cursor.rewind, cursor.failover_rewind),
         cursor.no_cursor,
     );
+    store.ensure_meta(now_us()).await?;
     if boot.data_lost {
         tracing::warn!("valkey holds a cursor but no meta key; replaying from the oldest event");
         crate::metrics::data_loss_replay();
+        let host = settings.jetstream.urls[0].to_string();
+        store
+            .write_cursor(&StoredCursor { time_us: 0, host }, now_us())
+            .await?;
     }
-    store.ensure_meta(now_us()).await?;
     Ok(boot)
 }
 

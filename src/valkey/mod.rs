@@ -22,6 +22,9 @@ const LIBRARY: &str = include_str!("apply.lua");
 /// The function in [`LIBRARY`] that applies one step.
 const APPLY_FUNCTION: &str = "atcr_apply_v1";
 
+/// Pause between two failed connection attempts, so a refused password never spins.
+const CONNECT_RETRY: Duration = Duration::from_secs(1);
+
 /// Name of the `P:meta` schema version this daemon writes.
 pub const SCHEMA_VERSION: &str = "1";
 
@@ -182,17 +185,23 @@ impl Store {
         })
     }
 
-    /// Connects, retrying for ever; `on_failure` hears each failed attempt.
-    pub async fn wait(&self, mut on_failure: impl FnMut(&StoreError)) {
+    /// Connects, retrying every [`CONNECT_RETRY`] for ever; `on_failure` hears each failed
+    /// attempt. Only a configuration error (bad URL, TLS setup, refused credentials) ends the
+    /// wait: retrying cannot fix those.
+    pub async fn wait(&self, mut on_failure: impl FnMut(&StoreError)) -> Result<(), StoreError> {
         let _connection = self.client.connect();
         loop {
             match self.client.wait_for_connect().await {
-                Ok(()) => return,
-                Err(error) => on_failure(&StoreError::from_fred(&error)),
+                Ok(()) => return Ok(()),
+                Err(error) => match StoreError::from_fred(&error) {
+                    StoreError::Config(detail) => return Err(StoreError::Config(detail)),
+                    error => on_failure(&error),
+                },
             }
             if self.client.is_connected() {
-                return;
+                return Ok(());
             }
+            tokio::time::sleep(CONNECT_RETRY).await;
         }
     }
 
