@@ -9,6 +9,9 @@ use tokio_util::sync::CancellationToken;
 use atcr_indexer::config::{Cli, Command, LogFormat, Settings};
 use atcr_indexer::{daemon, inspect, metrics, shutdown};
 
+/// How long `inspect` waits for Valkey before it gives up.
+const INSPECT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Exit status for an invalid configuration.
 const EXIT_CONFIG: u8 = 2;
 
@@ -92,9 +95,14 @@ fn run(settings: Settings) -> anyhow::Result<()> {
 fn inspect(settings: Settings, did: &str, repository: Option<&str>) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let cancel = CancellationToken::new();
+        let give_up = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(INSPECT_CONNECT_TIMEOUT).await;
+            give_up.cancel();
+        });
         let store = daemon::connect(&settings, &cancel)
             .await?
-            .context("not connected")?;
+            .context("valkey did not answer within 10 seconds")?;
         let keys = daemon::indexer(&settings).keys().clone();
         let value = inspect::inspect(store.client(), &keys, did, repository).await?;
         println!("{}", serde_json::to_string_pretty(&value)?);

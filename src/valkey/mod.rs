@@ -189,8 +189,9 @@ impl Store {
     /// attempt. Only a configuration error (bad URL, TLS setup, refused credentials) ends the
     /// wait: retrying cannot fix those.
     pub async fn wait(&self, mut on_failure: impl FnMut(&StoreError)) -> Result<(), StoreError> {
-        let _connection = self.client.connect();
         loop {
+            // The client gives up after a failed first connection, so each attempt starts anew.
+            let connection = self.client.connect();
             match self.client.wait_for_connect().await {
                 Ok(()) => return Ok(()),
                 Err(error) => match StoreError::from_fred(&error) {
@@ -198,9 +199,7 @@ impl Store {
                     error => on_failure(&error),
                 },
             }
-            if self.client.is_connected() {
-                return Ok(());
-            }
+            let _ = connection.await;
             tokio::time::sleep(CONNECT_RETRY).await;
         }
     }
