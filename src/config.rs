@@ -72,6 +72,25 @@ pub const DEFAULT_TTL_AGGREGATE_SECS: u64 = 0;
 pub const DEFAULT_TTL_TOMBSTONE_SECS: u64 = 172_800;
 /// Time to finish acknowledged writes and save the cursor, inside a usual 30 s stop timeout.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+/// The public PLC directory, which serves the DID documents of every `did:plc` account.
+pub const DEFAULT_IDENTITY_PLC_URL: &str = "https://plc.directory";
+/// Bluesky's image CDN, which serves the avatar of any account by DID and blob CID.
+pub const DEFAULT_IDENTITY_AVATAR_CDN: &str =
+    "https://cdn.bsky.app/img/avatar/plain/{did}/{cid}@jpeg";
+/// Minutes of new accounts during a replay; beyond it a request is dropped and asked again later.
+pub const DEFAULT_IDENTITY_QUEUE_CAPACITY: usize = 10_000;
+/// Enough parallel lookups that one slow PDS does not stall the others, few enough to be polite.
+pub const DEFAULT_IDENTITY_CONCURRENCY: usize = 8;
+/// A healthy PLC directory or PDS answers in well under a second; longer is a hung host.
+pub const DEFAULT_IDENTITY_REQUEST_TIMEOUT_SECS: u64 = 10;
+/// Rides out a blip of a few seconds without hammering a host that is down.
+pub const DEFAULT_IDENTITY_RETRIES: u32 = 3;
+/// Ten minutes: a broken PDS is asked again soon, but not on every commit of its accounts.
+pub const DEFAULT_IDENTITY_NEGATIVE_CACHE_SECS: u64 = 600;
+/// Requests per second (and burst) to one host: well inside the PLC directory's published limits.
+pub const DEFAULT_IDENTITY_PER_HOST_RATE: u32 = 10;
+/// More retries than this only keeps a worker from other accounts while a host is down.
+pub const MAX_IDENTITY_RETRIES: u32 = 10;
 /// Start, connect and reconnect lines only; per-event detail is debug.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 /// Most `wantedCollections` values a Jetstream host accepts.
@@ -242,6 +261,50 @@ pub struct Overrides {
     /// `tombstone` class TTL, in seconds; at least the `record` TTL.
     #[arg(long, env = "ATCR_INDEXER_TTL_TOMBSTONE", value_name = "SECS")]
     pub ttl_tombstone: Option<u64>,
+    /// PLC directory that serves `did:plc` documents, `http://` or `https://` origin.
+    #[arg(long, env = "ATCR_INDEXER_IDENTITY_PLC_URL", value_name = "URL")]
+    pub identity_plc_url: Option<String>,
+    /// Avatar URL template; `{cid}` (required) and `{did}` are replaced.
+    #[arg(
+        long,
+        env = "ATCR_INDEXER_IDENTITY_AVATAR_CDN",
+        value_name = "TEMPLATE"
+    )]
+    pub identity_avatar_cdn: Option<String>,
+    /// Identity resolutions waiting for a worker; more are dropped until the next request.
+    #[arg(
+        long,
+        env = "ATCR_INDEXER_IDENTITY_QUEUE_CAPACITY",
+        value_name = "COUNT"
+    )]
+    pub identity_queue_capacity: Option<usize>,
+    /// Identity resolutions running at once.
+    #[arg(long, env = "ATCR_INDEXER_IDENTITY_CONCURRENCY", value_name = "COUNT")]
+    pub identity_concurrency: Option<usize>,
+    /// Timeout of one identity HTTP request, in seconds.
+    #[arg(
+        long,
+        env = "ATCR_INDEXER_IDENTITY_REQUEST_TIMEOUT",
+        value_name = "SECS"
+    )]
+    pub identity_request_timeout: Option<u64>,
+    /// Retries of one identity HTTP request after a timeout, network error, 5xx or 429.
+    #[arg(long, env = "ATCR_INDEXER_IDENTITY_RETRIES", value_name = "COUNT")]
+    pub identity_retries: Option<u32>,
+    /// Seconds a failed identity is not asked again (except after an identity event).
+    #[arg(
+        long,
+        env = "ATCR_INDEXER_IDENTITY_NEGATIVE_CACHE",
+        value_name = "SECS"
+    )]
+    pub identity_negative_cache: Option<u64>,
+    /// Identity requests per second (and burst) to one host.
+    #[arg(
+        long,
+        env = "ATCR_INDEXER_IDENTITY_PER_HOST_RATE",
+        value_name = "COUNT"
+    )]
+    pub identity_per_host_rate: Option<u32>,
     /// Seconds allowed for draining after SIGTERM.
     #[arg(long, env = "ATCR_INDEXER_SHUTDOWN_GRACE", value_name = "SECS")]
     pub shutdown_grace: Option<u64>,
@@ -376,6 +439,8 @@ pub struct Settings {
     pub valkey: ValkeySettings,
     /// `[ttl]`: expiry of each key class.
     pub ttl: TtlSettings,
+    /// `[identity]`: how DIDs become handles, PDS hosts and avatars.
+    pub identity: IdentitySettings,
     /// `[shutdown]`: how the daemon stops.
     pub shutdown: ShutdownSettings,
     /// `[log]`: what is logged and how.
@@ -465,6 +530,27 @@ pub struct TtlSettings {
     pub tombstone: Duration,
 }
 
+/// `[identity]`: how DIDs become handles, PDS hosts and avatars (see `crate::identity`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySettings {
+    /// PLC directory origin, `http://` or `https://`, without path, query or fragment.
+    pub plc_url: Url,
+    /// Avatar URL template holding `{cid}` and optionally `{did}`.
+    pub avatar_cdn: String,
+    /// Resolutions waiting for a worker; above zero.
+    pub queue_capacity: usize,
+    /// Resolutions running at once; above zero.
+    pub concurrency: usize,
+    /// Timeout of one HTTP request; above zero.
+    pub request_timeout: Duration,
+    /// Retries of one HTTP request; at most [`MAX_IDENTITY_RETRIES`].
+    pub retries: u32,
+    /// How long a failed DID is not asked again; above zero.
+    pub negative_cache: Duration,
+    /// Requests per second, and burst, to one host.
+    pub per_host_rate: NonZeroU32,
+}
+
 /// `[shutdown]`: how the daemon stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownSettings {
@@ -514,6 +600,7 @@ impl Settings {
             cursor: CursorSettings::from_file(file.cursor)?,
             valkey: ValkeySettings::from_file(file.valkey)?,
             ttl: TtlSettings::from_file(file.ttl)?,
+            identity: IdentitySettings::from_file(file.identity)?,
             shutdown: ShutdownSettings::from_file(file.shutdown),
             log: LogSettings::from_file(file.log)?,
             testing: TestingSettings::from_file(file.testing),
@@ -526,6 +613,7 @@ impl Settings {
             cursor: self.cursor.to_file(),
             valkey: self.valkey.to_file(),
             ttl: self.ttl.to_file(),
+            identity: self.identity.to_file(),
             shutdown: self.shutdown.to_file(),
             log: self.log.to_file(),
             testing: self.testing.to_file(),
@@ -600,6 +688,7 @@ struct FileConfig {
     cursor: CursorFile,
     valkey: ValkeyFile,
     ttl: TtlFile,
+    identity: IdentityFile,
     shutdown: ShutdownFile,
     log: LogFile,
     testing: TestingFile,
@@ -654,6 +743,19 @@ struct TtlFile {
 
 #[derive(Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
+struct IdentityFile {
+    plc_url: Option<String>,
+    avatar_cdn: Option<String>,
+    queue_capacity: Option<usize>,
+    concurrency: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    retries: Option<u32>,
+    negative_cache_secs: Option<u64>,
+    per_host_rate: Option<u32>,
+}
+
+#[derive(Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 struct ShutdownFile {
     grace_secs: Option<u64>,
 }
@@ -684,6 +786,7 @@ impl FileConfig {
         self.cursor.apply(overrides);
         self.valkey.apply(overrides);
         self.ttl.apply(overrides);
+        self.identity.apply(overrides);
         replace(&mut self.shutdown.grace_secs, &overrides.shutdown_grace);
         replace(&mut self.log.format, &overrides.log_format);
         replace(&mut self.log.level, &overrides.log_level);
@@ -773,6 +876,25 @@ impl TtlFile {
         replace(&mut self.index_secs, &overrides.ttl_index);
         replace(&mut self.aggregate_secs, &overrides.ttl_aggregate);
         replace(&mut self.tombstone_secs, &overrides.ttl_tombstone);
+    }
+}
+
+impl IdentityFile {
+    fn apply(&mut self, overrides: &Overrides) {
+        replace(&mut self.plc_url, &overrides.identity_plc_url);
+        replace(&mut self.avatar_cdn, &overrides.identity_avatar_cdn);
+        replace(&mut self.queue_capacity, &overrides.identity_queue_capacity);
+        replace(&mut self.concurrency, &overrides.identity_concurrency);
+        replace(
+            &mut self.request_timeout_secs,
+            &overrides.identity_request_timeout,
+        );
+        replace(&mut self.retries, &overrides.identity_retries);
+        replace(
+            &mut self.negative_cache_secs,
+            &overrides.identity_negative_cache,
+        );
+        replace(&mut self.per_host_rate, &overrides.identity_per_host_rate);
     }
 }
 
@@ -914,6 +1036,60 @@ fn valkey_url(value: Option<String>) -> Result<ValkeyUrl, ConfigError> {
         return Err(invalid(KEY, shown, "has no host"));
     }
     Ok(ValkeyUrl(value))
+}
+
+fn plc_url(value: Option<String>) -> Result<Url, ConfigError> {
+    const KEY: &str = "identity.plc_url";
+    let value = value.unwrap_or_else(|| DEFAULT_IDENTITY_PLC_URL.to_owned());
+    let url = Url::parse(&value).map_err(|error| invalid(KEY, &value, error.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err(invalid(
+            KEY,
+            value,
+            "must be an http:// or https:// URL with a host",
+        ));
+    }
+    let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+    if !bare || !url.username().is_empty() || url.password().is_some() {
+        let reason = "must be an origin only: no credentials, path, query or fragment";
+        return Err(invalid(KEY, value, reason));
+    }
+    Ok(url)
+}
+
+/// A template whose every expansion is an `http(s)` URL, and which names the blob.
+fn avatar_cdn(value: Option<String>) -> Result<String, ConfigError> {
+    const KEY: &str = "identity.avatar_cdn";
+    let value = value.unwrap_or_else(|| DEFAULT_IDENTITY_AVATAR_CDN.to_owned());
+    if !value.contains("{cid}") {
+        return Err(invalid(KEY, value, "must contain {cid}"));
+    }
+    let sample = value
+        .replace("{did}", "did:plc:abc")
+        .replace("{cid}", "bafkrei");
+    match Url::parse(&sample) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(value),
+        _ => Err(invalid(
+            KEY,
+            value,
+            "must expand to an http:// or https:// URL",
+        )),
+    }
+}
+
+fn identity_retries(value: Option<u32>) -> Result<u32, ConfigError> {
+    let value = value.unwrap_or(DEFAULT_IDENTITY_RETRIES);
+    if value > MAX_IDENTITY_RETRIES {
+        let reason = format!("must be at most {MAX_IDENTITY_RETRIES}");
+        return Err(invalid("identity.retries", value, reason));
+    }
+    Ok(value)
+}
+
+fn per_host_rate(value: Option<u32>) -> Result<NonZeroU32, ConfigError> {
+    let value = value.unwrap_or(DEFAULT_IDENTITY_PER_HOST_RATE);
+    let reason = "must be greater than 0";
+    NonZeroU32::new(value).ok_or_else(|| invalid("identity.per_host_rate", value, reason))
 }
 
 fn log_level(value: Option<String>) -> Result<String, ConfigError> {
@@ -1143,6 +1319,50 @@ impl TtlSettings {
             index_secs: secs(self.index),
             aggregate_secs: Some(self.aggregate.map_or(0, |ttl| ttl.as_secs())),
             tombstone_secs: secs(self.tombstone),
+        }
+    }
+}
+
+impl IdentitySettings {
+    fn from_file(file: IdentityFile) -> Result<Self, ConfigError> {
+        Ok(IdentitySettings {
+            plc_url: plc_url(file.plc_url)?,
+            avatar_cdn: avatar_cdn(file.avatar_cdn)?,
+            queue_capacity: nonzero(
+                "identity.queue_capacity",
+                file.queue_capacity,
+                DEFAULT_IDENTITY_QUEUE_CAPACITY,
+            )?,
+            concurrency: nonzero(
+                "identity.concurrency",
+                file.concurrency,
+                DEFAULT_IDENTITY_CONCURRENCY,
+            )?,
+            request_timeout: nonzero_secs(
+                "identity.request_timeout_secs",
+                file.request_timeout_secs,
+                DEFAULT_IDENTITY_REQUEST_TIMEOUT_SECS,
+            )?,
+            retries: identity_retries(file.retries)?,
+            negative_cache: nonzero_secs(
+                "identity.negative_cache_secs",
+                file.negative_cache_secs,
+                DEFAULT_IDENTITY_NEGATIVE_CACHE_SECS,
+            )?,
+            per_host_rate: per_host_rate(file.per_host_rate)?,
+        })
+    }
+
+    fn to_file(&self) -> IdentityFile {
+        IdentityFile {
+            plc_url: Some(self.plc_url.as_str().to_owned()),
+            avatar_cdn: Some(self.avatar_cdn.clone()),
+            queue_capacity: Some(self.queue_capacity),
+            concurrency: Some(self.concurrency),
+            request_timeout_secs: secs(self.request_timeout),
+            retries: Some(self.retries),
+            negative_cache_secs: secs(self.negative_cache),
+            per_host_rate: Some(self.per_host_rate.get()),
         }
     }
 }
@@ -1461,6 +1681,82 @@ mod tests {
             settings.jetstream.zstd_dictionary_sha256,
             Some(hash.to_ascii_lowercase())
         );
+    }
+
+    #[test]
+    fn identity_defaults_match_constants() {
+        let identity = defaults().identity;
+        assert_eq!(identity.plc_url.as_str(), "https://plc.directory/");
+        assert_eq!(identity.avatar_cdn, DEFAULT_IDENTITY_AVATAR_CDN);
+        assert_eq!(identity.queue_capacity, 10_000);
+        assert_eq!(identity.concurrency, 8);
+        assert_eq!(identity.request_timeout, Duration::from_secs(10));
+        assert_eq!(identity.retries, 3);
+        assert_eq!(identity.negative_cache, Duration::from_secs(600));
+        assert_eq!(identity.per_host_rate.get(), 10);
+    }
+
+    #[test]
+    fn identity_flags_override_file() {
+        let text = "[identity]\nconcurrency = 2\nretries = 5\nplc_url = \"http://127.0.0.1:2582\"";
+        let overrides = run_overrides(&[
+            "--identity-concurrency",
+            "4",
+            "--identity-per-host-rate",
+            "3",
+            "--identity-negative-cache",
+            "30",
+        ]);
+        let identity = from_text(text, &overrides).expect("valid").identity;
+        assert_eq!(identity.concurrency, 4);
+        assert_eq!(identity.retries, 5);
+        assert_eq!(identity.per_host_rate.get(), 3);
+        assert_eq!(identity.negative_cache, Duration::from_secs(30));
+        assert_eq!(identity.plc_url.as_str(), "http://127.0.0.1:2582/");
+    }
+
+    #[test]
+    fn identity_zero_sizes_are_rejected() {
+        let keys = [
+            "queue_capacity",
+            "concurrency",
+            "request_timeout_secs",
+            "negative_cache_secs",
+            "per_host_rate",
+        ];
+        for key in keys {
+            let error = error_for(&format!("[identity]\n{key} = 0"));
+            assert!(error.contains(&format!("identity.{key} = 0")), "{error}");
+        }
+        let settings = from_text("[identity]\nretries = 0", &Overrides::default());
+        assert_eq!(settings.expect("no retries is valid").identity.retries, 0);
+        let error = error_for("[identity]\nretries = 11");
+        assert!(error.contains("identity.retries = 11"), "{error}");
+    }
+
+    #[test]
+    fn identity_plc_url_must_be_an_origin() {
+        for bad in [
+            "ftp://plc.example",
+            "https://plc.example/v1",
+            "https://plc.example/?x=1",
+            "https://user:secret@plc.example",
+            "plc.example",
+        ] {
+            let error = error_for(&format!("[identity]\nplc_url = {bad:?}"));
+            assert!(error.contains("identity.plc_url"), "{error}");
+            assert!(!error.contains("secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn identity_avatar_cdn_must_name_the_blob() {
+        for bad in ["https://cdn.example/{did}", "cdn.example/{cid}", "{cid}"] {
+            let error = error_for(&format!("[identity]\navatar_cdn = {bad:?}"));
+            assert!(error.contains("identity.avatar_cdn"), "{error}");
+        }
+        let good = "[identity]\navatar_cdn = \"http://127.0.0.1:9/img/{cid}\"";
+        assert!(from_text(good, &Overrides::default()).is_ok());
     }
 
     #[test]

@@ -3,14 +3,17 @@
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
 use crate::config::Settings;
 use crate::cursor;
+use crate::identity::{IdentityError, Resolver, UserWriter, Why};
 use crate::index::program::TtlSecs;
 use crate::index::Indexer;
 use crate::jetstream::frame::{Dictionary, DictionaryError};
 use crate::jetstream::{host_label, Reader};
 use crate::valkey::{Store, StoreError, StoredCursor};
-use crate::writer::{now_us, Writer};
+use crate::writer::{now_us, UserAction, UserHook, Writer};
 
 /// Why the daemon could not run. All fatal.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +24,14 @@ pub enum DaemonError {
     /// The zstd dictionary is unusable.
     #[error(transparent)]
     Dictionary(#[from] DictionaryError),
+    /// Identity resolution could not start.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 }
+
+/// Refresh a `user` key once less than this share of its TTL is left (a quarter: an account
+/// active at least once per TTL stays cached without a gap).
+const REFRESH_DIVISOR: u64 = 4;
 
 /// The indexer for these settings.
 pub fn indexer(settings: &Settings) -> Indexer {
@@ -88,20 +98,55 @@ pub async fn run(settings: Settings, cancel: CancellationToken) -> Result<(), Da
         cancel.clone(),
     );
     let reading = tokio::spawn(reader.run(boot.start, boot.host));
-    let writer = Writer::new(
-        store.clone(),
-        jetstream.urls.clone(),
-        (
-            settings.valkey.batch_max_events,
-            settings.cursor.save_interval,
-        ),
-        replay_tx,
+    let resolver = start_resolver(&settings, &store, &cancel)?;
+    let refresh_below = (settings.ttl.user.as_secs() / REFRESH_DIVISOR) as i64;
+    let batching = (
+        settings.valkey.batch_max_events,
+        settings.cursor.save_interval,
     );
+    let writer = Writer::new(store.clone(), jetstream.urls.clone(), batching, replay_tx)
+        .with_users(user_hook(resolver), refresh_below);
     let written = writer.run(items_rx).await;
     cancel.cancel();
     let _ = reading.await;
     store.close().await;
     Ok(written?)
+}
+
+/// Starts identity resolution, writing `P:{D}:user` through `store`.
+fn start_resolver(
+    settings: &Settings,
+    store: &Store,
+    cancel: &CancellationToken,
+) -> Result<Resolver, DaemonError> {
+    let (store, ttl) = (store.clone(), settings.ttl.user);
+    let writer: UserWriter = Arc::new(move |did, value| {
+        let store = store.clone();
+        Box::pin(async move {
+            store
+                .set_user(&did, value, ttl)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    });
+    let allow_localhost = settings.testing.allow_localhost_did_web;
+    Ok(Resolver::start(
+        &settings.identity,
+        writer,
+        allow_localhost,
+        cancel.clone(),
+    )?)
+}
+
+/// Routes what the writer learns to the resolver.
+fn user_hook(resolver: Resolver) -> UserHook {
+    Box::new(move |action| match action {
+        UserAction::Resolve(did) => resolver.request(&did, Why::Missing),
+        UserAction::Refresh(did) => resolver.request(&did, Why::Refresh),
+        UserAction::Reresolve(did) => resolver.request(&did, Why::Identity),
+        UserAction::Reactivated(did) => resolver.request(&did, Why::Reactivated),
+        UserAction::Forget(did) => resolver.forget(&did),
+    })
 }
 
 async fn boot(settings: &Settings, store: &Store) -> Result<cursor::Boot, DaemonError> {

@@ -16,6 +16,8 @@
 //! - [`writer`]: batches, retries while Valkey is down, saves the cursor behind the writes.
 //! - [`valkey`]: the client, the Lua script that applies one step atomically, control keys.
 //! - [`cursor`]: the start position and the acknowledged position.
+//! - [`identity`]: background resolution of a DID to its handle, PDS and avatar (`P:{D}:user`),
+//!   beside indexing and never in its way.
 //! - [`inspect`]: the operator's read-only view of one account.
 //! - [`metrics`]: every metric name and description.
 //! - [`daemon`] and [`shutdown`]: wiring, signals and the drain on stop.
@@ -24,6 +26,7 @@ pub mod config;
 pub mod cursor;
 pub mod daemon;
 pub mod event;
+pub mod identity;
 pub mod index;
 pub mod inspect;
 pub mod jetstream;

@@ -51,6 +51,18 @@ pub const RECONNECTS: &str = "atcr_indexer_jetstream_reconnects_total";
 pub const CONNECTED: &str = "atcr_indexer_jetstream_connected";
 /// Replays from the oldest event started because Valkey lost its data.
 pub const DATA_LOSS_REPLAYS: &str = "atcr_indexer_data_loss_replays_total";
+/// Identity resolutions started by a worker.
+pub const IDENTITY_STARTED: &str = "atcr_indexer_identity_resolutions_started_total";
+/// Identity resolutions that wrote the user key.
+pub const IDENTITY_SUCCEEDED: &str = "atcr_indexer_identity_resolutions_succeeded_total";
+/// Identity resolutions that failed, by reason.
+pub const IDENTITY_FAILED: &str = "atcr_indexer_identity_resolutions_failed_total";
+/// Time of one identity resolution, seconds, by outcome.
+pub const IDENTITY_SECONDS: &str = "atcr_indexer_identity_resolution_duration_seconds";
+/// Identity requests dropped because the queue was full.
+pub const IDENTITY_DROPPED: &str = "atcr_indexer_identity_requests_dropped_total";
+/// Identity requests not queued, by reason.
+pub const IDENTITY_SKIPPED: &str = "atcr_indexer_identity_requests_skipped_total";
 
 /// Registers units and descriptions with the installed recorder.
 pub fn describe() {
@@ -137,6 +149,40 @@ pub fn describe() {
         DATA_LOSS_REPLAYS,
         Unit::Count,
         "Replays started after Valkey lost data."
+    );
+    describe_identity();
+}
+
+fn describe_identity() {
+    describe_counter!(
+        IDENTITY_STARTED,
+        Unit::Count,
+        "Identity resolutions started."
+    );
+    describe_counter!(
+        IDENTITY_SUCCEEDED,
+        Unit::Count,
+        "Identity resolutions that wrote the user key."
+    );
+    describe_counter!(
+        IDENTITY_FAILED,
+        Unit::Count,
+        "Identity resolutions that failed, by reason."
+    );
+    describe_histogram!(
+        IDENTITY_SECONDS,
+        Unit::Seconds,
+        "Time of one identity resolution, by outcome."
+    );
+    describe_counter!(
+        IDENTITY_DROPPED,
+        Unit::Count,
+        "Identity requests dropped: queue full."
+    );
+    describe_counter!(
+        IDENTITY_SKIPPED,
+        Unit::Count,
+        "Identity requests not queued, by reason."
     );
 }
 
@@ -245,4 +291,35 @@ pub fn cursor_saved(time_us: i64) {
 /// A replay from the oldest event started because Valkey lost its data.
 pub fn data_loss_replay() {
     counter!(DATA_LOSS_REPLAYS).increment(1);
+}
+
+/// A worker began resolving an identity.
+pub fn identity_started() {
+    counter!(IDENTITY_STARTED).increment(1);
+}
+
+/// An identity resolution ended: `Ok` when the user key was written, else the failure reason.
+pub fn identity_finished(result: Result<(), &'static str>, seconds: f64) {
+    let outcome = match result {
+        Ok(()) => {
+            counter!(IDENTITY_SUCCEEDED).increment(1);
+            "succeeded"
+        }
+        Err(reason) => {
+            counter!(IDENTITY_FAILED, "reason" => reason).increment(1);
+            "failed"
+        }
+    };
+    histogram!(IDENTITY_SECONDS, "outcome" => outcome).record(seconds);
+}
+
+/// An identity request found the queue full.
+pub fn identity_dropped() {
+    counter!(IDENTITY_DROPPED).increment(1);
+}
+
+/// An identity request was not queued (`in_flight`, `negative_cache`, `not_forgotten`), or a
+/// result was not written because the account was forgotten meanwhile (`forgotten`).
+pub fn identity_skipped(reason: &'static str) {
+    counter!(IDENTITY_SKIPPED, "reason" => reason).increment(1);
 }

@@ -115,6 +115,7 @@ impl Writer {
     /// batch that finds Valkey emptied is dropped: the replay it starts brings it again.
     async fn apply(&mut self, items: &[Item]) -> Result<(), StoreError> {
         let plans: Vec<_> = items.iter().map(|item| item.plan.clone()).collect();
+        self.forget_purged(&plans);
         let mut delays = retry_delays();
         let mut failing = false;
         loop {
@@ -236,12 +237,18 @@ impl Writer {
             }
         }
         for plan in plans {
-            match plan.outcome {
-                Outcome::Account { purged: true, .. } => hook(UserAction::Forget(plan.did.clone())),
-                Outcome::Account { active: true, .. } => {
-                    hook(UserAction::Reactivated(plan.did.clone()))
-                }
-                _ => {}
+            if let Outcome::Account { active: true, .. } = plan.outcome {
+                hook(UserAction::Reactivated(plan.did.clone()));
+            }
+        }
+    }
+
+    /// Before a purge is written: no resolution in flight may write the user key back after it.
+    fn forget_purged(&self, plans: &[Plan]) {
+        let Some((hook, _)) = &self.users else { return };
+        for plan in plans {
+            if let Outcome::Account { purged: true, .. } = plan.outcome {
+                hook(UserAction::Forget(plan.did.clone()));
             }
         }
     }

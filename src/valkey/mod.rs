@@ -185,7 +185,7 @@ impl Store {
         })
     }
 
-    /// Connects, retrying every [`CONNECT_RETRY`] for ever; `on_failure` hears each failed
+    /// Connects, retrying every `CONNECT_RETRY` for ever; `on_failure` hears each failed
     /// attempt. Only a configuration error (bad URL, TLS setup, refused credentials) ends the
     /// wait: retrying cannot fix those.
     pub async fn wait(&self, mut on_failure: impl FnMut(&StoreError)) -> Result<(), StoreError> {

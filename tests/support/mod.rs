@@ -6,12 +6,15 @@
 //!   dumps for assertions;
 //! - [`jetstream`]: an in-process WebSocket server playing a v1 `/subscribe` host that can
 //!   replay, filter, compress, close, stall, refuse and send garbage;
+//! - [`identity`]: fake PLC directory, PDS and `did:web` hosts over HTTP on 127.0.0.1, with
+//!   per-route replies (documents, profiles, hangs, 5xx, garbage, 429) and request counters;
 //! - [`events`]: deterministic v1 event lines, a trained zstd dictionary and a generated mixed
 //!   stream; it re-exports [`records`], the builders of valid io.atcr records.
 #![allow(dead_code)]
 
 pub mod daemon;
 pub mod events;
+pub mod identity;
 pub mod jetstream;
 pub mod records;
 pub mod valkey;
