@@ -72,6 +72,9 @@ pub const DEFAULT_TTL_AGGREGATE_SECS: u64 = 0;
 pub const DEFAULT_TTL_TOMBSTONE_SECS: u64 = 172_800;
 /// Time to finish acknowledged writes and save the cursor, inside a usual 30 s stop timeout.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+
+/// Loopback only by default: metrics and health are for the operator's scraper, not the world.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 /// The public PLC directory, which serves the DID documents of every `did:plc` account.
 pub const DEFAULT_IDENTITY_PLC_URL: &str = "https://plc.directory";
 /// Bluesky's image CDN, which serves the avatar of any account by DID and blob CID.
@@ -129,6 +132,8 @@ pub enum Command {
         /// One repository of that account; without it, the whole account.
         repository: Option<String>,
     },
+    /// Exit 0 when the running daemon's `/readyz` answers 200 (for container health checks).
+    Health(Overrides),
 }
 
 /// Every setting as an optional flag with an environment twin; `None` leaves the layer below.
@@ -308,6 +313,9 @@ pub struct Overrides {
     /// Seconds allowed for draining after SIGTERM.
     #[arg(long, env = "ATCR_INDEXER_SHUTDOWN_GRACE", value_name = "SECS")]
     pub shutdown_grace: Option<u64>,
+    /// Address of the `/metrics`, `/healthz` and `/readyz` listener.
+    #[arg(long, env = "ATCR_INDEXER_METRICS_LISTEN", value_name = "ADDRESS")]
+    pub metrics_listen: Option<String>,
     /// Log line format.
     #[arg(long, env = "ATCR_INDEXER_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -443,6 +451,8 @@ pub struct Settings {
     pub identity: IdentitySettings,
     /// `[shutdown]`: how the daemon stops.
     pub shutdown: ShutdownSettings,
+    /// `[metrics]`: where metrics and health are served.
+    pub metrics: MetricsSettings,
     /// `[log]`: what is logged and how.
     pub log: LogSettings,
     /// `[testing]`: switches for test setups only.
@@ -551,6 +561,13 @@ pub struct IdentitySettings {
     pub per_host_rate: NonZeroU32,
 }
 
+/// `[metrics]`: where metrics and health are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Listener address of `/metrics`, `/healthz` and `/readyz`.
+    pub listen: std::net::SocketAddr,
+}
+
 /// `[shutdown]`: how the daemon stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownSettings {
@@ -602,6 +619,7 @@ impl Settings {
             ttl: TtlSettings::from_file(file.ttl)?,
             identity: IdentitySettings::from_file(file.identity)?,
             shutdown: ShutdownSettings::from_file(file.shutdown),
+            metrics: MetricsSettings::from_file(file.metrics)?,
             log: LogSettings::from_file(file.log)?,
             testing: TestingSettings::from_file(file.testing),
         })
@@ -615,6 +633,7 @@ impl Settings {
             ttl: self.ttl.to_file(),
             identity: self.identity.to_file(),
             shutdown: self.shutdown.to_file(),
+            metrics: self.metrics.to_file(),
             log: self.log.to_file(),
             testing: self.testing.to_file(),
         }
@@ -690,6 +709,7 @@ struct FileConfig {
     ttl: TtlFile,
     identity: IdentityFile,
     shutdown: ShutdownFile,
+    metrics: MetricsFile,
     log: LogFile,
     testing: TestingFile,
 }
@@ -762,6 +782,12 @@ struct ShutdownFile {
 
 #[derive(Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
+struct MetricsFile {
+    listen: Option<String>,
+}
+
+#[derive(Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 struct LogFile {
     format: Option<LogFormat>,
     level: Option<String>,
@@ -788,6 +814,7 @@ impl FileConfig {
         self.ttl.apply(overrides);
         self.identity.apply(overrides);
         replace(&mut self.shutdown.grace_secs, &overrides.shutdown_grace);
+        replace(&mut self.metrics.listen, &overrides.metrics_listen);
         replace(&mut self.log.format, &overrides.log_format);
         replace(&mut self.log.level, &overrides.log_level);
         let allow_localhost = &overrides.testing_allow_localhost_did_web;
@@ -1363,6 +1390,26 @@ impl IdentitySettings {
             retries: Some(self.retries),
             negative_cache_secs: secs(self.negative_cache),
             per_host_rate: Some(self.per_host_rate.get()),
+        }
+    }
+}
+
+impl MetricsSettings {
+    fn from_file(file: MetricsFile) -> Result<Self, ConfigError> {
+        let listen = file
+            .listen
+            .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.to_owned());
+        let parsed = listen.parse().map_err(|_| ConfigError::Invalid {
+            key: "metrics.listen",
+            value: listen.clone(),
+            reason: "expected an IP address and port, such as 127.0.0.1:9464".to_owned(),
+        })?;
+        Ok(MetricsSettings { listen: parsed })
+    }
+
+    fn to_file(&self) -> MetricsFile {
+        MetricsFile {
+            listen: Some(self.listen.to_string()),
         }
     }
 }

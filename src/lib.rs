@@ -19,13 +19,15 @@
 //! - [`identity`]: background resolution of a DID to its handle, PDS and avatar (`P:{D}:user`),
 //!   beside indexing and never in its way.
 //! - [`inspect`]: the operator's read-only view of one account.
-//! - [`metrics`]: every metric name and description.
+//! - [`metrics`]: every metric name and description, and the Prometheus exporter.
+//! - [`health`]: the `/metrics`, `/healthz` and `/readyz` listener.
 //! - [`daemon`] and [`shutdown`]: wiring, signals and the drain on stop.
 
 pub mod config;
 pub mod cursor;
 pub mod daemon;
 pub mod event;
+pub mod health;
 pub mod identity;
 pub mod index;
 pub mod inspect;

@@ -93,6 +93,7 @@ impl Writer {
                     if received == 0 {
                         break;
                     }
+                    metrics::queue_depth(items.len());
                     // Events read before a replay from the oldest event will come again.
                     batch.retain(|item| item.epoch >= self.progress.epoch());
                     self.apply(&batch).await?;
@@ -134,6 +135,7 @@ impl Writer {
                         .notes
                         .iter()
                         .for_each(|note| metrics::script_note(note));
+                    metrics::tombstones(report.tombstones);
                     for (index, detail) in &report.failed {
                         metrics::valkey_error("script");
                         tracing::error!(time_us = plans[*index].time_us, error = %detail,

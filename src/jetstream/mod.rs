@@ -100,6 +100,42 @@ impl Timers {
     }
 }
 
+/// Reading further than this behind the wall clock is a replay.
+const REPLAY_BEHIND_US: i64 = 60_000_000;
+
+/// A replay ends when the reader is this close to the wall clock.
+const REPLAY_CAUGHT_UP_US: i64 = 10_000_000;
+
+/// Whether the reader is replaying history, for one log line at each end and a gauge.
+#[derive(Default)]
+struct ReplayWatch {
+    since: Option<(std::time::Instant, u64)>,
+}
+
+impl ReplayWatch {
+    fn observe(&mut self, time_us: i64) {
+        let behind = crate::writer::now_us() - time_us;
+        match &mut self.since {
+            None if behind > REPLAY_BEHIND_US => {
+                tracing::info!(behind_secs = behind / 1_000_000, "replay begun");
+                metrics::replaying(true);
+                self.since = Some((std::time::Instant::now(), 0));
+            }
+            Some((started, events)) if behind < REPLAY_CAUGHT_UP_US => {
+                tracing::info!(
+                    events = *events + 1,
+                    seconds = started.elapsed().as_secs(),
+                    "replay finished"
+                );
+                metrics::replaying(false);
+                self.since = None;
+            }
+            Some((_, events)) => *events += 1,
+            None => {}
+        }
+    }
+}
+
 /// How often the reader logs its summary of bad input (also at every disconnect).
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -115,6 +151,7 @@ pub struct Reader {
     replay: watch::Receiver<u64>,
     cancel: CancellationToken,
     bad_input: BTreeMap<&'static str, u64>,
+    replay_watch: ReplayWatch,
 }
 
 /// The reader's progress across connections.
@@ -149,6 +186,7 @@ impl Reader {
             replay,
             cancel,
             bad_input: BTreeMap::new(),
+            replay_watch: ReplayWatch::default(),
         }
     }
 
@@ -321,7 +359,10 @@ impl Reader {
         position: &mut Position,
     ) -> Handled {
         let json = match message {
-            Message::Text(text) => decoder.text(text.as_bytes()),
+            Message::Text(text) => {
+                metrics::text_frame();
+                decoder.text(text.as_bytes())
+            }
             Message::Binary(bytes) => {
                 metrics::compressed_bytes(bytes.len());
                 decoder.binary(bytes)
@@ -362,6 +403,7 @@ impl Reader {
             }
         };
         position.last_time_us = Some(position.last_time_us.unwrap_or(0).max(event.time_us));
+        self.replay_watch.observe(event.time_us);
         let plan = self.indexer.plan(&event);
         metrics::event_planned(&event, &plan);
         if let Outcome::Rejected(rejection) = &plan.outcome {

@@ -202,6 +202,7 @@ ops.tombstone = function(op)
   if current then value = value .. ',"located":' .. current end
   redis.call('SET', op.key, value .. '}')
   expire(op.key, op.ttl)
+  out.tombstone = true
 end
 
 ops.tag_put = function(op)

@@ -133,6 +133,8 @@ pub struct Report {
     pub notes: Vec<String>,
     /// TTL of the account's `user` key (`-2`: missing) by plan index, for plans that ask.
     pub user_ttls: Vec<(usize, i64)>,
+    /// Tombstones written.
+    pub tombstones: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +146,8 @@ struct StepOutput {
     #[serde(default)]
     notes: Vec<String>,
     user_ttl: Option<i64>,
+    #[serde(default)]
+    tombstone: bool,
 }
 
 /// A Valkey connection with the schema's script loaded.
@@ -253,6 +257,7 @@ impl Store {
             }
             for (index, stage) in stages.iter_mut().enumerate() {
                 let outputs = answers.remove(&index).unwrap_or_default();
+                report.tombstones += outputs.iter().filter(|output| output.tombstone).count();
                 if let Some(ttl) = outputs.iter().find_map(|output| output.user_ttl) {
                     report.user_ttls.push((offset + index, ttl));
                 }

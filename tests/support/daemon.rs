@@ -32,6 +32,9 @@ pub struct Options {
     /// `--cursor-save-interval`, in seconds (1 unless a test needs the periodic save out of
     /// the way).
     pub cursor_save_interval_secs: u64,
+    /// `--metrics-listen`; port 0 (the default here) lets parallel daemons coexist, and
+    /// [`Daemon::metrics_address`] reads the port chosen.
+    pub metrics_listen: String,
 }
 
 impl Options {
@@ -43,6 +46,7 @@ impl Options {
             dictionary: None,
             extra: Vec::new(),
             cursor_save_interval_secs: 1,
+            metrics_listen: "127.0.0.1:0".to_owned(),
         }
     }
 }
@@ -65,6 +69,7 @@ impl Daemon {
         let save_interval = options.cursor_save_interval_secs.to_string();
         command
             .args(["--cursor-save-interval", &save_interval])
+            .args(["--metrics-listen", &options.metrics_listen])
             .args(["--jetstream-backoff-initial-ms", "50"])
             .args(["--jetstream-backoff-max", "1"])
             .args(&options.extra)
@@ -78,6 +83,31 @@ impl Daemon {
             child: Some(child),
             log,
             _dir: dir,
+        }
+    }
+
+    /// The address the metrics listener bound, read from the log (waits up to 10 s).
+    pub fn metrics_address(&self) -> std::net::SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            let found = log.lines().find(|line| line.contains("serving /metrics"));
+            let address = found.and_then(|line| {
+                let (_, rest) = line.split_once("address=")?;
+                rest.split_whitespace()
+                    .next()?
+                    .trim_matches('"')
+                    .parse()
+                    .ok()
+            });
+            if let Some(address) = address {
+                return address;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no metrics listener in the log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
