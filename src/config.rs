@@ -235,6 +235,9 @@ pub struct Overrides {
     /// Prefix of every key (`P` in the key schema).
     #[arg(long, env = "ATCR_INDEXER_KEY_PREFIX", value_name = "PREFIX")]
     pub key_prefix: Option<String>,
+    /// PEM file of the CA that signs the Valkey server's certificate (`rediss://` only).
+    #[arg(long, env = "ATCR_INDEXER_VALKEY_TLS_CA", value_name = "PATH")]
+    pub valkey_tls_ca: Option<PathBuf>,
     /// Most events written in one Valkey round trip.
     #[arg(
         long,
@@ -515,6 +518,8 @@ pub struct ValkeySettings {
     pub url: ValkeyUrl,
     /// Prefix of every key; non-empty, only `[A-Za-z0-9._-]`.
     pub prefix: String,
+    /// CA certificate (PEM) trusted for `rediss://`; without it, the system's roots.
+    pub tls_ca_file: Option<PathBuf>,
     /// Most events written in one round trip; above zero.
     pub batch_max_events: usize,
     /// Events buffered between the socket and the writer; above zero.
@@ -745,6 +750,7 @@ struct CursorFile {
 struct ValkeyFile {
     url: Option<String>,
     prefix: Option<String>,
+    tls_ca_file: Option<PathBuf>,
     batch_max_events: Option<usize>,
     queue_capacity: Option<usize>,
     command_timeout_secs: Option<u64>,
@@ -883,6 +889,7 @@ impl ValkeyFile {
             .map(|url| url.expose_secret().to_owned());
         replace(&mut self.url, &url);
         replace(&mut self.prefix, &overrides.key_prefix);
+        replace(&mut self.tls_ca_file, &overrides.valkey_tls_ca);
         replace(
             &mut self.batch_max_events,
             &overrides.valkey_batch_max_events,
@@ -1279,6 +1286,7 @@ impl ValkeySettings {
         Ok(ValkeySettings {
             url: valkey_url(file.url)?,
             prefix: key_part("valkey.prefix", file.prefix, DEFAULT_KEY_PREFIX)?,
+            tls_ca_file: file.tls_ca_file,
             batch_max_events: nonzero(
                 "valkey.batch_max_events",
                 file.batch_max_events,
@@ -1306,6 +1314,7 @@ impl ValkeySettings {
         ValkeyFile {
             url: Some(self.url.to_string()),
             prefix: Some(self.prefix.clone()),
+            tls_ca_file: self.tls_ca_file.clone(),
             batch_max_events: Some(self.batch_max_events),
             queue_capacity: Some(self.queue_capacity),
             command_timeout_secs: secs(self.command_timeout),

@@ -57,6 +57,7 @@ pub async fn connect(
     let valkey = &settings.valkey;
     let store = Store::new(
         valkey.url.expose_secret(),
+        valkey.tls_ca_file.as_deref(),
         valkey.command_timeout,
         indexer(settings),
         &settings.cursor.name,

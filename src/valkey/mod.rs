@@ -9,7 +9,12 @@
 pub mod batch;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
+
+use fred::types::config::{TlsConfig, TlsConnector};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 
 use fred::prelude::*;
 use serde::Deserialize;
@@ -160,16 +165,38 @@ pub struct Store {
 }
 
 impl Store {
+    /// Trusts `ca_file` (PEM) for a `rediss://` connection instead of the system's roots.
+    fn tls_config(ca_file: &Path) -> Result<TlsConfig, StoreError> {
+        let unreadable = |error: &dyn std::fmt::Display| {
+            StoreError::Config(format!("valkey TLS CA {}: {error}", ca_file.display()))
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in CertificateDer::pem_file_iter(ca_file).map_err(|e| unreadable(&e))? {
+            roots
+                .add(certificate.map_err(|e| unreadable(&e))?)
+                .map_err(|e| unreadable(&e))?;
+        }
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(TlsConnector::from(config).into())
+    }
+
     /// Builds a client for `url` and starts connecting in the background; see [`Store::wait`].
+    /// With `tls_ca`, a `rediss://` connection trusts that CA instead of the system's roots.
     pub fn new(
         url: &str,
+        tls_ca: Option<&Path>,
         timeout: Duration,
         indexer: Indexer,
         cursor: &str,
     ) -> Result<Store, StoreError> {
-        let config = Config::from_url(url).map_err(|_| {
+        let mut config = Config::from_url(url).map_err(|_| {
             StoreError::Config("the Valkey URL is not a valid redis:// or rediss:// URL".to_owned())
         })?;
+        if let (Some(ca_file), Some(_)) = (tls_ca, &config.tls) {
+            config.tls = Some(Store::tls_config(ca_file)?);
+        }
         let policy = ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
         let client = Builder::from_config(config)
             .with_connection_config(|connection| {
