@@ -95,12 +95,12 @@ catalogue! {
     /// Tombstones written.
     VALKEY_TOMBSTONES = "atcr_indexer_valkey_tombstones_total", Counter, Count,
         "Tombstones written for deletes and rejected records.";
-    /// `time_us` of the newest event read.
-    STREAM_POSITION = "atcr_indexer_stream_position_time_us", Gauge, Microseconds,
-        "time_us of the newest event read.";
-    /// `time_us` of the persisted cursor.
-    CURSOR_POSITION = "atcr_indexer_cursor_time_us", Gauge, Microseconds,
-        "time_us of the persisted cursor.";
+    /// `time_us` of the newest event read, in seconds.
+    STREAM_POSITION = "atcr_indexer_stream_position_timestamp_seconds", Gauge, Seconds,
+        "Jetstream time (time_us / 1e6) of the newest event read.";
+    /// `time_us` of the persisted cursor, in seconds.
+    CURSOR_POSITION = "atcr_indexer_cursor_timestamp_seconds", Gauge, Seconds,
+        "Jetstream time (time_us / 1e6) of the persisted cursor.";
     /// How far the newest event read is behind the wall clock.
     STREAM_LAG = "atcr_indexer_stream_lag_seconds", Gauge, Seconds,
         "Wall clock minus the time_us of the newest event read.";
@@ -183,6 +183,7 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
         )?
         .install_recorder()?;
     describe();
+    gauge!(REPLAYING).set(0.0);
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "git_sha" => GIT_SHA).set(1.0);
     Ok(handle)
 }

@@ -46,7 +46,7 @@ pub fn event_skipped(reason: &'static str) {
 
 /// An event was decoded and planned.
 pub fn event_planned(event: &Event, plan: &Plan) {
-    gauge!(STREAM_POSITION).set(event.time_us as f64);
+    gauge!(STREAM_POSITION).set(event.time_us as f64 / 1e6);
     crate::health::stream_position(event.time_us);
     if matches!(event.body, Body::Commit(_)) {
         gauge!(LAST_COMMIT).set(event.time_us as f64 / 1e6);
@@ -117,7 +117,7 @@ pub fn script_note(note: &str) {
 
 /// The cursor was persisted.
 pub fn cursor_saved(time_us: i64) {
-    gauge!(CURSOR_POSITION).set(time_us as f64);
+    gauge!(CURSOR_POSITION).set(time_us as f64 / 1e6);
     crate::health::cursor_saved(time_us);
 }
 
