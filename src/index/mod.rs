@@ -690,4 +690,6 @@ pub fn collection_label(collection: &str) -> &'static str {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

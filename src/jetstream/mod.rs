@@ -100,6 +100,22 @@ impl Timers {
     }
 }
 
+/// The WebSocket's own limit on one message, above the event cap so that an event between the
+/// two is counted and skipped by the frame decoder instead of failing the connection (and being
+/// delivered again after every reconnect). Only a message past this limit ends the connection.
+fn socket_limit(max_event_bytes: usize) -> usize {
+    max_event_bytes
+        .saturating_mul(4)
+        .max(max_event_bytes.saturating_add(SOCKET_LIMIT_MARGIN))
+}
+
+/// At least this much room between the event cap and the socket's limit.
+const SOCKET_LIMIT_MARGIN: usize = 16 << 20;
+
+/// An event stamped further than this ahead of our clock is refused: Jetstream stamps events
+/// with its own clock, and a future cursor would resume in the future and skip everything.
+const FUTURE_TOLERANCE_US: i64 = 3_600_000_000;
+
 /// Reading further than this behind the wall clock is a replay.
 const REPLAY_BEHIND_US: i64 = 60_000_000;
 
@@ -268,8 +284,8 @@ impl Reader {
         let url = subscribe_url(&self.settings, position.host, position.start);
         let host = host_label(&self.settings.urls[position.host]);
         let config = WebSocketConfig::default()
-            .max_message_size(Some(self.settings.max_event_bytes))
-            .max_frame_size(Some(self.settings.max_event_bytes));
+            .max_message_size(Some(socket_limit(self.settings.max_event_bytes)))
+            .max_frame_size(Some(socket_limit(self.settings.max_event_bytes)));
         let connecting =
             tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false);
         let socket = tokio::select! {
@@ -343,7 +359,10 @@ impl Reader {
                     timers.idle_deadline = Instant::now() + self.settings.idle_timeout;
                     return match message {
                         None => Err(Ended::Closed),
-                        Some(Err(_)) => Err(Ended::Error),
+                        Some(Err(error)) => {
+                            tracing::warn!(%error, "jetstream read failed");
+                            Err(Ended::Error)
+                        }
                         Some(Ok(message)) => Ok(message),
                     };
                 }
@@ -394,7 +413,15 @@ impl Reader {
     }
 
     fn item(&mut self, json: &[u8], position: &mut Position) -> Option<Item> {
-        let event = match event::decode(json, self.allow_localhost) {
+        let decoded = event::decode(json, self.allow_localhost).and_then(|event| {
+            let future = event.time_us > crate::writer::now_us() + FUTURE_TOLERANCE_US;
+            if future {
+                Err(event::SkipReason::TimeUs)
+            } else {
+                Ok(event)
+            }
+        });
+        let event = match decoded {
             Ok(event) => event,
             Err(reason) => {
                 metrics::event_skipped(reason.as_str());

@@ -23,6 +23,8 @@ mod tag;
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod proptests;
 
 use serde_json::Value;
 

@@ -83,6 +83,8 @@ impl StoreError {
                 StoreError::Script(detail)
             }
             ErrorKind::Parse | ErrorKind::Protocol => StoreError::Script(detail),
+            // rustls reports a certificate it does not trust as an I/O error.
+            _ if detail.contains("InvalidCertificate") => StoreError::Config(detail),
             _ if is_transient_reply(&detail) => StoreError::Refused(detail),
             _ => StoreError::Unavailable(detail),
         }

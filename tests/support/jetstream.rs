@@ -627,3 +627,66 @@ impl<'a> Connection<'a> {
         }
     }
 }
+
+/// A host that accepts TCP connections and never answers: a WebSocket handshake to it hangs
+/// until the client gives up. Accepted sockets stay open until the host is dropped.
+pub struct SilentHost {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    shutdown: CancellationToken,
+}
+
+impl SilentHost {
+    /// Listens on a free port. Must be called inside a tokio runtime.
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("bound address").port();
+        listener
+            .set_nonblocking(true)
+            .expect("set the listener non-blocking");
+        let listener = TcpListener::from_std(listener).expect("register listener with tokio");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let shutdown = CancellationToken::new();
+        tokio::spawn(hold_silently(listener, accepted.clone(), shutdown.clone()));
+        Self {
+            port,
+            accepted,
+            shutdown,
+        }
+    }
+
+    /// `ws://127.0.0.1:<port>/subscribe`.
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/subscribe", self.port)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for SilentHost {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn hold_silently(
+    listener: TcpListener,
+    accepted: Arc<AtomicUsize>,
+    shutdown: CancellationToken,
+) {
+    let mut open = Vec::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            connection = listener.accept() => {
+                if let Ok((stream, _)) = connection {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    open.push(stream);
+                }
+            }
+        }
+    }
+}

@@ -8,13 +8,22 @@
 //!   replay, filter, compress, close, stall, refuse and send garbage;
 //! - [`identity`]: fake PLC directory, PDS and `did:web` hosts over HTTP on 127.0.0.1, with
 //!   per-route replies (documents, profiles, hangs, 5xx, garbage, 429) and request counters;
+//! - [`proxy`]: a TCP proxy in front of Valkey that delays every chunk, cuts its connections
+//!   and refuses new ones;
+//! - [`scenario`]: what the fault scenarios share: the cursor, catching up, the cache, the
+//!   keyspace of an uninterrupted run, `/metrics` samples and the daemon's memory;
+//! - [`hostile`]: the hostile-input corpus (named bad frames, envelopes and records with the
+//!   reason each must be counted under) and the key-grammar check of a Valkey after a run;
 //! - [`events`]: deterministic v1 event lines, a trained zstd dictionary and a generated mixed
 //!   stream; it re-exports [`records`], the builders of valid io.atcr records.
 #![allow(dead_code)]
 
 pub mod daemon;
 pub mod events;
+pub mod hostile;
 pub mod identity;
 pub mod jetstream;
+pub mod proxy;
 pub mod records;
+pub mod scenario;
 pub mod valkey;

@@ -36,6 +36,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 pub struct Valkey {
     port: u16,
     persistent: bool,
+    extra: Vec<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
     connection: Mutex<Option<BufReader<TcpStream>>>,
@@ -147,11 +148,23 @@ impl Valkey {
         Self::launch(true)
     }
 
+    /// Starts a server without persistence and with `extra` arguments after the usual ones
+    /// (`--user …` ACL rules, `--tls-port …`); a restart passes them again. The harness client
+    /// still uses the plain port as the `default` user.
+    pub fn start_with(extra: &[&str]) -> Self {
+        Self::launch_with(false, extra.iter().map(|arg| arg.to_string()).collect())
+    }
+
     fn launch(persistent: bool) -> Self {
+        Self::launch_with(persistent, Vec::new())
+    }
+
+    fn launch_with(persistent: bool, extra: Vec<String>) -> Self {
         let dir = tempfile::tempdir().expect("create a tempdir for valkey");
         let mut valkey = Self {
             port: 0,
             persistent,
+            extra,
             dir,
             child: None,
             connection: Mutex::new(None),
@@ -212,6 +225,7 @@ impl Valkey {
             command.args(["--appendonly", "no"]);
         }
         command
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -463,7 +477,7 @@ fn binary() -> String {
 }
 
 /// A port the kernel just handed out and released; never 6379, which belongs to another Redis.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     loop {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = listener
