@@ -82,7 +82,9 @@ pub async fn run(settings: Settings, cancel: CancellationToken) -> Result<(), Da
         return Ok(());
     };
     tracing::info!(prefix = %settings.valkey.prefix, "valkey connected");
-    let boot = boot(&settings, &store).await?;
+    let Some(boot) = boot_retrying(&settings, &store, &cancel).await? else {
+        return Ok(());
+    };
     let (items_tx, items_rx) = mpsc::channel(settings.valkey.queue_capacity);
     let (replay_tx, replay_rx) = watch::channel(0);
     let jetstream = &settings.jetstream;
@@ -150,6 +152,35 @@ fn user_hook(resolver: Resolver) -> UserHook {
     })
 }
 
+/// Reads the start position, waiting while Valkey refuses (full, loading) or drops away.
+async fn boot_retrying(
+    settings: &Settings,
+    store: &Store,
+    cancel: &CancellationToken,
+) -> Result<Option<cursor::Boot>, DaemonError> {
+    let mut warned = false;
+    loop {
+        match boot(settings, store).await {
+            Ok(boot) => return Ok(Some(boot)),
+            Err(DaemonError::Valkey(error)) if error.is_retryable() => {
+                crate::metrics::valkey_error(error.reason());
+                if !warned {
+                    tracing::warn!(error = %error, "valkey cannot start the stream yet; retrying");
+                    warned = true;
+                }
+            }
+            Err(error) => return Err(error),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return Ok(None),
+            () = tokio::time::sleep(BOOT_RETRY) => {}
+        }
+    }
+}
+
+/// Pause between two attempts to read the start position.
+const BOOT_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn boot(settings: &Settings, store: &Store) -> Result<cursor::Boot, DaemonError> {
     let stored = store.load_cursor().await?;
     let has_meta = store.has_meta().await?;
@@ -161,6 +192,9 @@ async fn boot(settings: &Settings, store: &Store) -> Result<cursor::Boot, Daemon
         (cursor.rewind, cursor.failover_rewind),
         cursor.no_cursor,
     );
+    if boot.data_lost {
+        store.purge().await?;
+    }
     store.ensure_meta(now_us()).await?;
     if boot.data_lost {
         tracing::warn!("valkey holds a cursor but no meta key; replaying from the oldest event");

@@ -207,6 +207,8 @@ impl Writer {
     /// Valkey could not be marked yet (the caller retries).
     async fn replay_after_loss(&mut self) -> bool {
         let restart = async {
+            let stray = self.store.purge().await?;
+            tracing::info!(keys = stray, "removed keys written after the loss");
             self.store.ensure_meta(now_us()).await?;
             let host = self.hosts[0].to_string();
             self.store

@@ -17,6 +17,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
 use fred::prelude::*;
+use fred::types::Key;
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::index::{FollowUp, Indexer, Main, Plan, Slot, Step};
@@ -26,6 +28,9 @@ const LIBRARY: &str = include_str!("apply.lua");
 
 /// The function in [`LIBRARY`] that applies one step.
 const APPLY_FUNCTION: &str = "atcr_apply_v1";
+
+/// Keys scanned and deleted per round trip by [`Store::purge`].
+const PURGE_CHUNK: u32 = 1000;
 
 /// Pause between two failed connection attempts, so a refused password never spins.
 const CONNECT_RETRY: Duration = Duration::from_secs(1);
@@ -414,6 +419,43 @@ impl Store {
             .await
             .map_err(|e| StoreError::from_fred(&e))?;
         Ok(())
+    }
+
+    /// Deletes every key under the prefix. Called only when Valkey has lost its data: what is
+    /// there then was written after the loss (a batch in flight that reached the emptied server)
+    /// and would make the replay that refills the cache differ from an uninterrupted run, because
+    /// newest-rev-wins would keep those later writes and skip the creates before them.
+    pub async fn purge(&self) -> Result<usize, StoreError> {
+        let pattern = format!("{}:*", self.indexer.keys().prefix());
+        let keys: Vec<Result<Key, fred::error::Error>> = if self.client.is_clustered() {
+            self.client
+                .scan_cluster_buffered(pattern, Some(PURGE_CHUNK), None)
+                .collect()
+                .await
+        } else {
+            self.client
+                .scan_buffered(pattern, Some(PURGE_CHUNK), None)
+                .collect()
+                .await
+        };
+        let keys: Vec<Key> = keys
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .map_err(|error| StoreError::from_fred(&error))?;
+        for chunk in keys.chunks(PURGE_CHUNK as usize) {
+            let pipeline = self.client.pipeline();
+            for key in chunk {
+                let _: () = pipeline
+                    .unlink(key.clone())
+                    .await
+                    .map_err(|e| StoreError::from_fred(&e))?;
+            }
+            let _: Vec<i64> = pipeline
+                .all()
+                .await
+                .map_err(|e| StoreError::from_fred(&e))?;
+        }
+        Ok(keys.len())
     }
 
     /// Writes `P:{D}:user` with its TTL class.

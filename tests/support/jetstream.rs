@@ -9,6 +9,8 @@
 //! Invariant: a connection's starting position is fixed inside the handshake callback, before
 //! the upgrade response is written, so an event pushed after the client's `connect` returns is
 //! always delivered to it.
+//!
+//! [`SilentHost`] plays a host that accepts TCP connections and never answers the handshake.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
