@@ -8,7 +8,12 @@
 -- written as given. Returns JSON {status, answer, follow, notes}.
 
 -- State of the call in progress; set at the start of every call (calls never overlap).
-local base, did, ttl, out, follow, notes
+-- `wrote` records whether the step wrote any key of the account, which then gets its marker.
+local base, did, ttl, out, follow, notes, wrote
+
+-- Manifests read, newest first, to find the repository's annotations: bounds the work of a
+-- repository whose manifests carry none (docs/keys.md, "Known limits").
+local ANNOTATION_SCAN = 256
 
 -- JSON null decodes to cjson.null, which Lua treats as true.
 local function val(x)
@@ -60,10 +65,11 @@ end
 
 local function recompute_annotations(repository)
   local key = repo_key(repository, 'annotations')
-  local digests = redis.call('ZREVRANGE', repo_key(repository, 'manifests'), 0, -1)
+  local digests = redis.call('ZREVRANGE', repo_key(repository, 'manifests'), 0, ANNOTATION_SCAN - 1)
   for _, digest in ipairs(digests) do
     local manifest = redis.call('GET', base .. 'manifest:' .. digest)
-    if manifest then
+    -- Entries end with their annotations; an empty map needs no decoding.
+    if manifest and not string.find(manifest, '"annotations":{}', 1, true) then
       local annotations = val(cjson.decode(manifest).annotations)
       if type(annotations) == 'table' and next(annotations) ~= nil then
         redis.call('DEL', key)
@@ -153,16 +159,19 @@ end
 local ops = {}
 
 ops.set = function(op)
+  wrote = true
   redis.call('SET', op.key, op.value)
   expire(op.key, op.ttl)
 end
 
 ops.hset = function(op)
+  wrote = true
   redis.call('HSET', op.key, op.field, op.value)
   expire(op.key, op.ttl)
 end
 
 ops.zadd = function(op)
+  wrote = true
   if op.only_new then
     redis.call('ZADD', op.key, 'NX', op.score, op.member)
   else
@@ -172,6 +181,7 @@ ops.zadd = function(op)
 end
 
 ops.sadd = function(op)
+  wrote = true
   redis.call('SADD', op.key, op.member)
   expire(op.key, op.ttl)
 end
@@ -190,6 +200,7 @@ ops.unlocate = function(op)
 end
 
 ops.tombstone = function(op)
+  wrote = true
   local previous = redis.call('GET', op.key)
   local located = nil
   -- A delete applied again (replay, retried batch) finds its old locator in its own tombstone.
@@ -206,6 +217,7 @@ ops.tombstone = function(op)
 end
 
 ops.tag_put = function(op)
+  wrote = true
   local digest = nil
   if val(op.manifest_rkey) then
     local loc = redis.call('HGET', base .. 'rkeys:io.atcr.manifest', op.manifest_rkey)
@@ -237,6 +249,8 @@ ops.user_ttl = function()
 end
 
 ops.purge_account = function(op)
+  -- Most account events are for accounts that never used ATCR: no SCAN for those.
+  if redis.call('EXISTS', base .. 'indexed', base .. 'user') == 0 then return end
   for _, member in ipairs(redis.call('ZRANGE', base .. 'starred', 0, -1)) do
     local slash = string.find(member, '/', 1, true)
     if slash then
@@ -268,7 +282,7 @@ end
 local function apply(keys, args)
   local program = cjson.decode(args[1])
   base, did, ttl = program.base, program.did, program.ttl
-  out, follow, notes = { status = 'applied' }, {}, {}
+  out, follow, notes, wrote = { status = 'applied' }, {}, {}, false
   local guard = val(program.guard)
   if guard then
     local current = redis.call('GET', guard.key)
@@ -280,6 +294,7 @@ local function apply(keys, args)
     if not run then return redis.error_reply('atcr-indexer: unknown op ' .. tostring(op.op)) end
     run(op)
   end
+  if wrote and did ~= '' then redis.call('SET', base .. 'indexed', '1') end
   if #follow > 0 then out.follow = follow end
   if #notes > 0 then out.notes = notes end
   return cjson.encode(out)

@@ -29,7 +29,14 @@ pub fn key_grammar_violation(key: &str) -> Option<String> {
 }
 
 fn is_account_suffix(suffix: &str) -> bool {
-    const PLAIN: [&str; 5] = ["user", "repos", "starred", "hold:captain", "hold:crew"];
+    const PLAIN: [&str; 6] = [
+        "user",
+        "repos",
+        "starred",
+        "indexed",
+        "hold:captain",
+        "hold:crew",
+    ];
     const MANIFEST_PARTS: [&str; 5] = ["", ":layers", ":refs", ":parents", ":scan"];
     const REPO_PARTS: [&str; 6] = ["manifests", "tags", "annotations", "page", "stars", "stats"];
     if PLAIN.contains(&suffix) {
