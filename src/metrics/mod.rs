@@ -1,5 +1,5 @@
 //! Every metric this daemon exposes: the catalogue of names, kinds, units and descriptions, the
-//! Prometheus exporter, and (in [`record`]) the calls that record them.
+//! Prometheus exporter, and (in `record.rs`) the calls that record them.
 //!
 //! Label values are bounded: hosts come from the configuration, reasons and collections from
 //! fixed lists. Dashboards and alert rules use only names from [`CATALOGUE`]; a test checks it.
