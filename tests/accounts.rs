@@ -8,37 +8,11 @@ use std::time::Duration;
 use support::daemon::{Daemon, Options};
 use support::events::*;
 use support::jetstream::FakeJetstream;
+use support::scenario::{cursor, index_all};
 use support::valkey::Valkey;
 
 const OWNER: &str = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
 const GONE: &str = "did:plc:gggggggggggggggggggggggg";
-
-fn cursor(valkey: &Valkey) -> Option<i64> {
-    let reply = valkey.exec(&["HGET", "atcr:cursor:jetstream", "time_us"]);
-    reply.as_str().and_then(|text| text.parse().ok())
-}
-
-async fn index(valkey: &Valkey, jetstream: &FakeJetstream) {
-    let last = jetstream
-        .events()
-        .last()
-        .and_then(|line| time_us_of(line))
-        .expect("events");
-    let mut daemon = Daemon::start(&Options::new(&jetstream.url(), &valkey.url()));
-    let reached = valkey
-        .wait_until(Duration::from_secs(30), |v| cursor(v) >= Some(last))
-        .await;
-    assert!(
-        reached,
-        "cursor never reached {last}; log:\n{}",
-        daemon.log()
-    );
-    assert!(
-        daemon.stop().success(),
-        "daemon exit; log:\n{}",
-        daemon.log()
-    );
-}
 
 /// GONE pushes an image, tags it, deletes a tag (a tombstone), and stars OWNER's repository;
 /// OWNER stars GONE's repository.
@@ -118,7 +92,7 @@ async fn purged_by(status: &str) {
     let jetstream = FakeJetstream::new();
     let (mut clock, mut revs) = (Clock::new(EPOCH_US), Revs::new(EPOCH_US));
     history(&jetstream, &mut clock, &mut revs);
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
     assert!(
         valkey.keys(&format!("atcr:{{{GONE}}}:")).len() > 5,
         "GONE has keys before"
@@ -127,7 +101,7 @@ async fn purged_by(status: &str) {
     assert_eq!(valkey.exec(&["ZCARD", &stars]).as_int(), Some(1));
 
     jetstream.push(event_account(GONE, &mut clock, false, Some(status)));
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
     let left = valkey.keys(&format!("atcr:{{{GONE}}}:"));
     assert!(left.is_empty(), "{status}: keys left: {left:?}");
     assert_eq!(
@@ -179,7 +153,7 @@ async fn a_reactivated_account_is_indexed_again_from_its_next_events() {
         "app",
         Some(repo_page("app", "back", &at)),
     ));
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
     let page = valkey.exec(&["GET", &format!("atcr:{{{GONE}}}:repo:app:page")]);
     assert!(
         page.as_str().is_some_and(|page| page.contains("back")),
@@ -199,7 +173,7 @@ async fn desynchronized_or_throttled_accounts_keep_their_keys() {
     let jetstream = FakeJetstream::new();
     let (mut clock, mut revs) = (Clock::new(EPOCH_US), Revs::new(EPOCH_US));
     history(&jetstream, &mut clock, &mut revs);
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
     let before = valkey.keys(&format!("atcr:{{{GONE}}}:"));
     jetstream.push(event_account(
         GONE,
@@ -208,7 +182,7 @@ async fn desynchronized_or_throttled_accounts_keep_their_keys() {
         Some("desynchronized"),
     ));
     jetstream.push(event_account(GONE, &mut clock, false, Some("throttled")));
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
     assert_eq!(valkey.keys(&format!("atcr:{{{GONE}}}:")), before);
 }
 

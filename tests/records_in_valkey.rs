@@ -3,12 +3,10 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::Value;
-use support::daemon::{Daemon, Options};
 use support::events::*;
 use support::jetstream::FakeJetstream;
+use support::scenario::index_all;
 use support::valkey::Valkey;
 
 const OWNER: &str = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
@@ -20,34 +18,6 @@ const TOMBSTONE: i64 = 172_800;
 /// The account key prefix of a DID.
 fn key(did: &str, rest: &str) -> String {
     format!("atcr:{{{did}}}:{rest}")
-}
-
-/// Runs the daemon until its cursor covers the last event pushed, then stops it cleanly.
-async fn index(valkey: &Valkey, jetstream: &FakeJetstream) {
-    let last = jetstream
-        .events()
-        .last()
-        .and_then(|line| time_us_of(line))
-        .expect("events");
-    let mut daemon = Daemon::start(&Options::new(&jetstream.url(), &valkey.url()));
-    let reached = valkey
-        .wait_until(Duration::from_secs(30), |v| cursor(v) >= Some(last))
-        .await;
-    assert!(
-        reached,
-        "cursor never reached {last}; log:\n{}",
-        daemon.log()
-    );
-    assert!(
-        daemon.stop().success(),
-        "daemon exit; log:\n{}",
-        daemon.log()
-    );
-}
-
-fn cursor(valkey: &Valkey) -> Option<i64> {
-    let reply = valkey.exec(&["HGET", "atcr:cursor:jetstream", "time_us"]);
-    reply.as_str().and_then(|text| text.parse().ok())
 }
 
 fn json_at(valkey: &Valkey, key: &str) -> Value {
@@ -243,7 +213,7 @@ async fn every_record_kind_lands_with_its_keys_values_and_classes() {
         ),
     ];
     jetstream.push_all(events);
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
 
     let manifest_key = key(OWNER, &format!("manifest:{}", image.digest));
     let manifest = json_at(&valkey, &manifest_key);
@@ -448,7 +418,7 @@ async fn updates_and_deletes_remove_everything_their_record_wrote() {
         event_delete(HOLD_DID, &mut clock, &revs.next(), STATS, "st"),
         event_delete(HOLD_DID, &mut clock, &revs.next(), CAPTAIN, "self"),
     ]);
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
 
     let second_key = key(OWNER, &format!("manifest:{}", second.digest));
     for suffix in ["", ":layers"] {
@@ -530,7 +500,7 @@ async fn a_tag_before_its_manifest_gets_the_digest_when_the_manifest_arrives() {
         "t1",
         Some(tag("web", "latest", &uri, &at)),
     ));
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
     let before = hash_json(&valkey, &key(OWNER, "repo:web:tags"), "latest").expect("tag");
     assert_eq!(before["digest"], Value::Null);
     assert_eq!(
@@ -555,7 +525,7 @@ async fn a_tag_before_its_manifest_gets_the_digest_when_the_manifest_arrives() {
         &rkey,
         Some(record),
     ));
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
     let after = hash_json(&valkey, &key(OWNER, "repo:web:tags"), "latest").expect("tag");
     assert_eq!(after["digest"], digest.as_str());
     assert_eq!(zscore(&valkey, &key(OWNER, "repos"), "web"), Some(ms(&at)));
@@ -595,7 +565,7 @@ async fn an_index_records_references_with_platforms_and_parents() {
         &index_rkey,
         Some(record),
     ));
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
 
     let refs = json_at(
         &valkey,
@@ -620,7 +590,7 @@ async fn an_index_records_references_with_platforms_and_parents() {
         MANIFEST,
         &index_rkey,
     ));
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
     for child in [&amd, &arm] {
         assert!(!exists(
             &valkey,
@@ -784,7 +754,7 @@ async fn pages_profiles_layers_scans_stats_captains_and_stars_update_and_delete(
             Some(updated_manifest),
         ),
     ]);
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
 
     assert_eq!(
         json_at(&valkey, &key(OWNER, "repo:api:page"))["description"],
@@ -830,7 +800,7 @@ async fn pages_profiles_layers_scans_stats_captains_and_stars_update_and_delete(
         event_delete(HOLD_DID, &mut clock, &revs.next(), SCAN, &image.rkey),
         event_delete(STARRER, &mut clock, &revs.next(), STAR, "s1"),
     ]);
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
     assert!(!exists(&valkey, &key(OWNER, "repo:api:page")));
     assert_eq!(
         zscore(&valkey, &key(OWNER, "repos"), "api"),
@@ -896,7 +866,7 @@ async fn an_older_rev_never_replaces_a_newer_one() {
             Some(tag_old("web", "v1", &digest("x"), &at)),
         ),
     ]);
-    index(&valkey, &jetstream).await;
+    index_all(&valkey, &jetstream).await;
     assert_eq!(
         json_at(&valkey, &key(OWNER, "repo:web:page"))["description"],
         "new"

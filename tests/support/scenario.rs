@@ -78,6 +78,17 @@ pub async fn caught_up(valkey: &Valkey, jetstream: &FakeJetstream, daemon: &Daem
     );
 }
 
+/// Runs a daemon until it has indexed everything `jetstream` holds, then stops it cleanly.
+pub async fn index_all(valkey: &Valkey, jetstream: &FakeJetstream) {
+    let mut daemon = Daemon::start(&options(&jetstream.url(), &valkey.url()));
+    caught_up(valkey, jetstream, &daemon).await;
+    assert!(
+        daemon.stop().success(),
+        "daemon exit; log:\n{}",
+        log_tail(&daemon)
+    );
+}
+
 /// The last 200 lines of the daemon's log, for failure messages.
 pub fn log_tail(daemon: &Daemon) -> String {
     let log = daemon.log();
