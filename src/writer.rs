@@ -52,6 +52,36 @@ pub struct Writer {
     progress: Progress,
     saved: Option<(i64, usize)>,
     users: Option<(UserHook, i64)>,
+    purged: PurgedAccounts,
+}
+
+/// Accounts whose keys a purge removed, oldest first, so that only they are resolved again
+/// when they come back: account events arrive for the whole network, and reactivations of
+/// accounts that never used ATCR must cost no request.
+#[derive(Default)]
+struct PurgedAccounts {
+    set: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// Purged accounts remembered for a reactivation; bounds the memory of a long run.
+const PURGED_REMEMBERED: usize = 100_000;
+
+impl PurgedAccounts {
+    fn insert(&mut self, did: &str) {
+        if self.set.insert(did.to_owned()) {
+            self.order.push_back(did.to_owned());
+        }
+        while self.order.len() > PURGED_REMEMBERED {
+            if let Some(oldest) = self.order.pop_front() {
+                self.set.remove(&oldest);
+            }
+        }
+    }
+
+    fn take(&mut self, did: &str) -> bool {
+        self.set.remove(did)
+    }
 }
 
 impl Writer {
@@ -72,6 +102,7 @@ impl Writer {
             progress,
             saved: None,
             users: None,
+            purged: PurgedAccounts::default(),
         }
     }
 
@@ -143,6 +174,9 @@ impl Writer {
                     }
                     if failing {
                         tracing::info!("valkey is taking writes again");
+                    }
+                    for index in &report.purged {
+                        self.purged.insert(&plans[*index].did);
                     }
                     self.user_actions(&plans, &report.user_ttls);
                     return Ok(());
@@ -230,7 +264,7 @@ impl Writer {
 }
 
 impl Writer {
-    fn user_actions(&self, plans: &[Plan], user_ttls: &[(usize, i64)]) {
+    fn user_actions(&mut self, plans: &[Plan], user_ttls: &[(usize, i64)]) {
         let Some((hook, refresh_below)) = &self.users else {
             return;
         };
@@ -241,7 +275,8 @@ impl Writer {
             }
         }
         for plan in plans {
-            if let Outcome::Account { active: true, .. } = plan.outcome {
+            let active = matches!(plan.outcome, Outcome::Account { active: true, .. });
+            if active && self.purged.take(&plan.did) {
                 hook(UserAction::Reactivated(plan.did.clone()));
             }
         }

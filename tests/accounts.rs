@@ -383,6 +383,12 @@ mod users {
         assert!(user(&valkey, OWNER).is_none(), "the purge removed the user");
         let asked = plc.hits(&plc_path(OWNER));
         jetstream.push(event_account(OWNER, &mut clock, true, None));
+        jetstream.push(event_account(
+            STRANGER,
+            &mut clock,
+            false,
+            Some("deactivated"),
+        ));
         jetstream.push(event_account(STRANGER, &mut clock, true, None));
         wait_user(&valkey, OWNER, &daemon, |user| {
             user["handle"] == "alice.test"
@@ -392,7 +398,7 @@ mod users {
         assert_eq!(
             plc.hits(&plc_path(STRANGER)),
             0,
-            "active events of others cost nothing"
+            "an account without keys costs nothing when it comes back"
         );
         assert!(daemon.stop().success());
     }

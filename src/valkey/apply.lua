@@ -251,6 +251,7 @@ end
 ops.purge_account = function(op)
   -- Most account events are for accounts that never used ATCR: no SCAN for those.
   if redis.call('EXISTS', base .. 'indexed', base .. 'user') == 0 then return end
+  out.purged = true
   for _, member in ipairs(redis.call('ZRANGE', base .. 'starred', 0, -1)) do
     local slash = string.find(member, '/', 1, true)
     if slash then

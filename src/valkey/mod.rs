@@ -147,6 +147,8 @@ pub struct Report {
     pub user_ttls: Vec<(usize, i64)>,
     /// Tombstones written.
     pub tombstones: usize,
+    /// Plans whose purge (rule 6) found keys to remove, by index.
+    pub purged: Vec<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,6 +162,8 @@ struct StepOutput {
     user_ttl: Option<i64>,
     #[serde(default)]
     tombstone: bool,
+    #[serde(default)]
+    purged: bool,
 }
 
 /// A Valkey connection with the schema's script loaded.
@@ -292,6 +296,9 @@ impl Store {
             for (index, stage) in stages.iter_mut().enumerate() {
                 let outputs = answers.remove(&index).unwrap_or_default();
                 report.tombstones += outputs.iter().filter(|output| output.tombstone).count();
+                if outputs.iter().any(|output| output.purged) {
+                    report.purged.push(offset + index);
+                }
                 if let Some(ttl) = outputs.iter().find_map(|output| output.user_ttl) {
                     report.user_ttls.push((offset + index, ttl));
                 }
