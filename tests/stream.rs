@@ -5,9 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::daemon::{Daemon, Options};
+use support::daemon::Daemon;
 use support::events::*;
 use support::jetstream::{zstd_bomb, FakeJetstream};
+use support::scenario;
 use support::valkey::{assert_same_keyspace, Keyspace, Valkey};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -66,7 +67,7 @@ async fn reference(lines: &[String]) -> Keyspace {
     let valkey = Valkey::start();
     let jetstream = FakeJetstream::new();
     jetstream.push_all(lines.iter().cloned());
-    let mut daemon = Daemon::start(&Options::new(&jetstream.url(), &valkey.url()));
+    let mut daemon = Daemon::start(&scenario::options(&jetstream.url(), &valkey.url()));
     caught_up(&valkey, &jetstream, &daemon).await;
     assert!(daemon.stop().success());
     let keyspace = cache(&valkey);
@@ -84,13 +85,13 @@ async fn replaying_the_whole_stream_twice_leaves_the_same_keyspace() {
     let valkey = Valkey::start();
     let jetstream = FakeJetstream::new();
     jetstream.push_all(lines.iter().cloned());
-    let mut daemon = Daemon::start(&Options::new(&jetstream.url(), &valkey.url()));
+    let mut daemon = Daemon::start(&scenario::options(&jetstream.url(), &valkey.url()));
     caught_up(&valkey, &jetstream, &daemon).await;
     assert!(daemon.stop().success());
     let once = cache(&valkey);
 
     valkey.exec(&["DEL", "atcr:cursor:jetstream"]);
-    let mut daemon = Daemon::start(&Options::new(&jetstream.url(), &valkey.url()));
+    let mut daemon = Daemon::start(&scenario::options(&jetstream.url(), &valkey.url()));
     caught_up(&valkey, &jetstream, &daemon).await;
     assert!(daemon.stop().success());
     assert!(jetstream
@@ -108,7 +109,7 @@ async fn a_restart_resumes_from_the_stored_cursor() {
     let valkey = Valkey::start();
     let jetstream = FakeJetstream::new();
     jetstream.push_all(first.iter().cloned());
-    let mut daemon = Daemon::start(&Options::new(&jetstream.url(), &valkey.url()));
+    let mut daemon = Daemon::start(&scenario::options(&jetstream.url(), &valkey.url()));
     caught_up(&valkey, &jetstream, &daemon).await;
     assert!(
         daemon.stop().success(),
@@ -119,7 +120,7 @@ async fn a_restart_resumes_from_the_stored_cursor() {
     assert_eq!(stored, last_time_us(&jetstream));
 
     jetstream.push_all(second.iter().cloned());
-    let mut daemon = Daemon::start(&Options::new(&jetstream.url(), &valkey.url()));
+    let mut daemon = Daemon::start(&scenario::options(&jetstream.url(), &valkey.url()));
     caught_up(&valkey, &jetstream, &daemon).await;
     assert!(daemon.stop().success());
     let resumed = format!("cursor={}", stored - 5_000_000);
@@ -138,7 +139,7 @@ async fn a_connection_dropped_every_few_hundred_messages_loses_nothing() {
     let jetstream = FakeJetstream::new();
     jetstream.close_after(400);
     jetstream.push_all(lines.iter().cloned());
-    let mut daemon = Daemon::start(&Options::new(&jetstream.url(), &valkey.url()));
+    let mut daemon = Daemon::start(&scenario::options(&jetstream.url(), &valkey.url()));
     caught_up(&valkey, &jetstream, &daemon).await;
     assert!(daemon.stop().success());
     assert!(
@@ -156,7 +157,7 @@ async fn compressed_frames_decode_with_a_trained_dictionary() {
     let valkey = Valkey::start();
     let jetstream = FakeJetstream::with_dictionary(dictionary.clone());
     jetstream.push_all(lines.iter().cloned());
-    let mut options = Options::new(&jetstream.url(), &valkey.url());
+    let mut options = scenario::options(&jetstream.url(), &valkey.url());
     options.dictionary = Some(dictionary);
     let mut daemon = Daemon::start(&options);
     caught_up(&valkey, &jetstream, &daemon).await;
@@ -176,7 +177,7 @@ async fn outage(persistent: bool) {
     };
     let jetstream = FakeJetstream::new();
     jetstream.push_all(first.iter().cloned());
-    let mut daemon = Daemon::start(&Options::new(&jetstream.url(), &valkey.url()));
+    let mut daemon = Daemon::start(&scenario::options(&jetstream.url(), &valkey.url()));
     caught_up(&valkey, &jetstream, &daemon).await;
 
     valkey.stop();
@@ -215,7 +216,7 @@ async fn malformed_frames_and_records_between_valid_ones_are_skipped() {
     let dictionary = train_dictionary();
     let valkey = Valkey::start();
     let jetstream = FakeJetstream::with_dictionary(dictionary.clone());
-    let mut options = Options::new(&jetstream.url(), &valkey.url());
+    let mut options = scenario::options(&jetstream.url(), &valkey.url());
     options.dictionary = Some(dictionary.clone());
     let mut daemon = Daemon::start(&options);
     let connected = jetstream
@@ -281,7 +282,7 @@ async fn a_refused_host_fails_over_to_the_next() {
     broken.http_error(Some(503));
     let working = FakeJetstream::new();
     working.push_all(lines.iter().cloned());
-    let mut options = Options::new(&broken.url(), &valkey.url());
+    let mut options = scenario::options(&broken.url(), &valkey.url());
     options.jetstream.push(working.url());
     let mut daemon = Daemon::start(&options);
     caught_up(&valkey, &working, &daemon).await;
@@ -298,7 +299,7 @@ async fn a_stalled_host_is_left_after_the_idle_timeout() {
     let valkey = Valkey::start();
     let jetstream = FakeJetstream::new();
     jetstream.push_all(first.iter().cloned());
-    let mut options = Options::new(&jetstream.url(), &valkey.url());
+    let mut options = scenario::options(&jetstream.url(), &valkey.url());
     let timeouts = [
         "--jetstream-idle-timeout",
         "2",
