@@ -74,6 +74,8 @@ impl Daemon {
             .args(["--jetstream-backoff-max", "1"])
             .args(&options.extra)
             .env("ATCR_INDEXER_LOG_LEVEL", "debug,fred=info")
+            // No test asks the real PLC directory; a test's own --identity-plc-url wins.
+            .env("ATCR_INDEXER_IDENTITY_PLC_URL", "http://127.0.0.1:1")
             .env_remove("ATCR_INDEXER_CONFIG")
             .stdin(Stdio::null())
             .stdout(File::create(&log).expect("log file"))
