@@ -166,7 +166,7 @@ pub struct Reader {
     items: mpsc::Sender<Item>,
     replay: watch::Receiver<u64>,
     cancel: CancellationToken,
-    bad_input: BTreeMap<&'static str, u64>,
+    bad_input: BTreeMap<(&'static str, &'static str), u64>,
     replay_watch: ReplayWatch,
 }
 
@@ -447,13 +447,9 @@ impl Reader {
 }
 
 impl Reader {
+    /// Counts one bad input by stage (`frame`, `event`, `record`) and bounded reason.
     fn count_bad(&mut self, stage: &'static str, reason: &'static str) {
-        let label = match stage {
-            "frame" => frame_label(reason),
-            "event" => event_label(reason),
-            _ => record_label(reason),
-        };
-        *self.bad_input.entry(label).or_default() += 1;
+        *self.bad_input.entry((stage, reason)).or_default() += 1;
     }
 
     /// Logs what bad input was skipped since the last summary, once, instead of per event.
@@ -464,65 +460,11 @@ impl Reader {
         let counts: Vec<String> = self
             .bad_input
             .iter()
-            .map(|(label, count)| format!("{label}={count}"))
+            .map(|((stage, reason), count)| format!("{stage}.{reason}={count}"))
             .collect();
         tracing::info!(counts = %counts.join(" "), "bad input skipped");
         self.bad_input.clear();
     }
-}
-
-/// `frame.<reason>`, from a fixed list.
-fn frame_label(reason: &'static str) -> &'static str {
-    match reason {
-        "dictionary" => "frame.dictionary",
-        "decompress" => "frame.decompress",
-        "unexpected_binary" => "frame.unexpected_binary",
-        _ => "frame.too_large",
-    }
-}
-
-/// `event.<reason>`, from a fixed list.
-fn event_label(reason: &'static str) -> &'static str {
-    const LABELS: [&str; 9] = [
-        "event.json",
-        "event.kind",
-        "event.operation",
-        "event.did",
-        "event.collection",
-        "event.rkey",
-        "event.rev",
-        "event.time_us",
-        "event.record",
-    ];
-    let wanted = |label: &&&str| label.strip_prefix("event.") == Some(reason);
-    LABELS.iter().find(wanted).copied().unwrap_or("event.other")
-}
-
-/// `record.<reason>`, from a fixed list.
-fn record_label(reason: &'static str) -> &'static str {
-    const LABELS: [&str; 15] = [
-        "record.json",
-        "record.type",
-        "record.missing",
-        "record.did",
-        "record.rkey",
-        "record.collection",
-        "record.at_uri",
-        "record.digest",
-        "record.repository",
-        "record.tag",
-        "record.datetime",
-        "record.max_length",
-        "record.integer",
-        "record.shape",
-        "record.blob",
-    ];
-    let wanted = |label: &&&str| label.strip_prefix("record.") == Some(reason);
-    LABELS
-        .iter()
-        .find(wanted)
-        .copied()
-        .unwrap_or("record.other")
 }
 
 /// The `/subscribe` URL for one host and start position.
